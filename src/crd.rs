@@ -1,0 +1,301 @@
+//! The `QdrantCluster` API (`qdrant.operator/v1alpha1`).
+//!
+//! Field names, defaults and the `readApikey` rule match the older JavaScript operator, so its
+//! users' manifests apply unchanged. Doc comments here become the schema descriptions that
+//! `kubectl explain` prints, so they are written for the operator's users.
+
+use k8s_openapi::api::core::v1::{
+    Container, NodeAffinity, PodAntiAffinity, Toleration, TopologySpreadConstraint, Volume,
+    VolumeMount,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::{CustomResource, KubeSchema};
+use serde::{Deserialize, Serialize};
+
+/// The desired state of a Qdrant cluster.
+#[derive(CustomResource, KubeSchema, Deserialize, Serialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "qdrant.operator",
+    version = "v1alpha1",
+    kind = "QdrantCluster",
+    plural = "qdrantclusters",
+    shortname = "qc",
+    namespaced,
+    status = "QdrantClusterStatus",
+    scale(
+        spec_replicas_path = ".spec.replicas",
+        status_replicas_path = ".status.replicas",
+        label_selector_path = ".status.selector"
+    ),
+    printcolumn(name = "Replicas", type_ = "integer", json_path = ".spec.replicas"),
+    printcolumn(name = "Ready", type_ = "integer", json_path = ".status.readyReplicas"),
+    printcolumn(name = "Status", type_ = "string", json_path = ".status.qdrantStatus"),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+)]
+#[x_kube(validation = Rule::new("!has(self.readApikey) || self.readApikey == 'false' || (has(self.apikey) && self.apikey != 'false')").message("spec.readApikey can be used only with spec.apikey enabled"))]
+#[serde(rename_all = "camelCase")]
+pub struct QdrantClusterSpec {
+    /// Number of Qdrant peers (pods). At least 1. Scaling down removes the highest ordinals.
+    #[schemars(range(min = 1))]
+    pub replicas: i32,
+
+    /// Qdrant container image, for example `qdrant/qdrant:v1.16.3`.
+    #[schemars(length(min = 1))]
+    pub image: String,
+
+    /// API key for full access: `'false'` turns authentication off, `'true'` generates a random
+    /// key once (kept in the Secret `<name>-apikey` and never regenerated), and any other value
+    /// is used as the key itself.
+    #[serde(default = "default_false")]
+    pub apikey: String,
+
+    /// Read-only API key, with the same three forms as `apikey`. Only allowed when `apikey` is
+    /// enabled. Stored in the Secret `<name>-read-apikey`.
+    #[serde(default = "default_false")]
+    pub read_apikey: String,
+
+    /// Free-form Qdrant configuration, merged over the operator's defaults into
+    /// `production.yaml` (for example `{storage: {performance: {max_search_threads: 2}}}`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "free_form_object")]
+    pub config: Option<serde_json::Value>,
+
+    /// Type of the client Service `<name>`: ClusterIP, NodePort or LoadBalancer.
+    #[serde(default)]
+    pub service: ServiceType,
+
+    /// Persistent storage for `/qdrant/storage`. When absent, data lives in an emptyDir and is
+    /// lost with the pod.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub persistence: Option<Persistence>,
+
+    /// CPU and memory for the Qdrant container, as Kubernetes quantities.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<Resources>,
+
+    /// TLS for the REST, gRPC and peer-to-peer ports.
+    #[serde(default = "default_tls")]
+    pub tls: Tls,
+
+    /// Extra containers run beside Qdrant in every pod.
+    #[serde(default)]
+    pub sidecar_containers: Vec<Container>,
+
+    /// Extra volumes added to every pod.
+    #[serde(default)]
+    pub additional_volumes: Vec<Volume>,
+
+    /// Extra mounts for the Qdrant container; each must name a volume from
+    /// `additionalVolumes`.
+    #[serde(default)]
+    pub additional_volume_mounts: Vec<VolumeMount>,
+
+    /// Tolerations for the Qdrant pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tolerations: Option<Vec<Toleration>>,
+
+    /// Node affinity for the Qdrant pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_affinity: Option<NodeAffinity>,
+
+    /// Pod anti-affinity for the Qdrant pods, for example to spread peers over nodes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_anti_affinity: Option<PodAntiAffinity>,
+
+    /// Topology spread constraints for the Qdrant pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topology_spread_constraints: Option<Vec<TopologySpreadConstraint>>,
+
+    /// Scheduled volume snapshots. Accepted for compatibility; not yet acted upon, which the
+    /// `SnapshotsSupported` condition reports.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volume_snapshots: Option<VolumeSnapshots>,
+}
+
+fn default_false() -> String {
+    "false".into()
+}
+
+fn default_tls() -> Tls {
+    Tls { enabled: false, secret_name: None }
+}
+
+fn free_form_object(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "object",
+        "x-kubernetes-preserve-unknown-fields": true,
+        "description": "Free-form Qdrant configuration, merged over the operator's defaults into production.yaml."
+    })
+}
+
+/// Type of the client Service.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema)]
+pub enum ServiceType {
+    #[default]
+    ClusterIP,
+    NodePort,
+    LoadBalancer,
+}
+
+impl ServiceType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ServiceType::ClusterIP => "ClusterIP",
+            ServiceType::NodePort => "NodePort",
+            ServiceType::LoadBalancer => "LoadBalancer",
+        }
+    }
+}
+
+/// Persistent storage for Qdrant's data directory.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Persistence {
+    /// Size of each peer's volume, as a Kubernetes quantity such as `10Gi`.
+    pub size: String,
+    /// StorageClass of the volumes; the cluster default when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_class_name: Option<String>,
+    /// VolumeSnapshotClass used for volume snapshots.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volume_snapshot_class_name: Option<String>,
+}
+
+/// Requests and limits for the Qdrant container.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, schemars::JsonSchema)]
+pub struct Resources {
+    /// Upper bounds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<CpuMemory>,
+    /// Guaranteed amounts, used for scheduling.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requests: Option<CpuMemory>,
+}
+
+/// CPU and memory quantities.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, schemars::JsonSchema)]
+pub struct CpuMemory {
+    /// CPU, for example `500m` or `2`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu: Option<String>,
+    /// Memory, for example `1Gi`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<String>,
+}
+
+/// TLS settings.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Tls {
+    /// Serve REST, gRPC and peer traffic over TLS.
+    #[serde(default)]
+    pub enabled: bool,
+    /// Secret holding `cert.pem`, `key.pem` and `cacert.pem`. Required when enabled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_name: Option<String>,
+}
+
+/// Volume snapshot settings.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct VolumeSnapshots {
+    /// Take scheduled snapshots.
+    #[serde(default)]
+    pub enabled: bool,
+    /// VolumeSnapshotClass to use.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot_class_name: Option<String>,
+    /// Cron schedule, for example `0 3 * * *`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<String>,
+    /// How many snapshots to keep.
+    #[serde(default = "default_retention")]
+    pub retention_count: i32,
+    /// Take one snapshot now.
+    #[serde(default)]
+    pub create_now: bool,
+}
+
+fn default_retention() -> i32 {
+    7
+}
+
+/// The observed state of a Qdrant cluster.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct QdrantClusterStatus {
+    /// Phase: Pending, Running, Healthy, OperationInProgress or Error.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub qdrant_status: Option<Phase>,
+    /// The `metadata.generation` this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Pods the StatefulSet has created.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replicas: Option<i32>,
+    /// Pods that are Ready.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready_replicas: Option<i32>,
+    /// Label selector of the Qdrant pods, for the scale subresource.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selector: Option<String>,
+    /// Machine-readable reason for the phase, such as `AllReplicasReady` or `InvalidSpec`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Human-readable explanation of the phase.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// Ready, Progressing, Degraded and SnapshotsSupported.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
+    pub conditions: Vec<Condition>,
+}
+
+/// The phase of a Qdrant cluster, as the older operator's suites read it.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, schemars::JsonSchema)]
+pub enum Phase {
+    Pending,
+    Running,
+    Healthy,
+    OperationInProgress,
+    Error,
+}
+
+impl Phase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Pending => "Pending",
+            Phase::Running => "Running",
+            Phase::Healthy => "Healthy",
+            Phase::OperationInProgress => "OperationInProgress",
+            Phase::Error => "Error",
+        }
+    }
+}
+
+/// The value of `apikey`/`readApikey`, decoded from its three string forms.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum KeySetting {
+    Off,
+    Generate,
+    Literal(String),
+}
+
+impl KeySetting {
+    pub fn parse(raw: &str) -> Self {
+        match raw {
+            "false" => KeySetting::Off,
+            "true" => KeySetting::Generate,
+            other => KeySetting::Literal(other.to_owned()),
+        }
+    }
+}
+
+impl QdrantClusterSpec {
+    pub fn apikey_setting(&self) -> KeySetting {
+        KeySetting::parse(&self.apikey)
+    }
+    pub fn read_apikey_setting(&self) -> KeySetting {
+        KeySetting::parse(&self.read_apikey)
+    }
+}

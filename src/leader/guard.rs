@@ -1,0 +1,82 @@
+//! The leadership guard: a cheap, clonable answer to "may I write now?".
+//!
+//! It holds the local leadership deadline (start of the last successful renewal plus the renew
+//! deadline) and compares it with the monotonic clock on every check. It therefore turns false
+//! on time even when the API server never answers, which is what fences a stalled leader:
+//! no other replica can take over before `observation + lease duration`, which is later.
+
+use std::sync::{Arc, Mutex};
+
+use tokio::time::Instant;
+
+#[derive(Debug, thiserror::Error, Clone, Copy, PartialEq, Eq)]
+#[error("this replica is not the leader; write refused")]
+pub struct NotLeader;
+
+#[derive(Clone, Debug, Default)]
+pub struct LeadershipGuard {
+    deadline: Arc<Mutex<Option<Instant>>>,
+}
+
+impl LeadershipGuard {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A guard that always allows writes: single-replica mode (`--leader-elect=false`).
+    pub fn always() -> Self {
+        let g = Self::new();
+        // Far enough to never pass, close enough not to overflow Instant arithmetic.
+        g.extend_to(Instant::now() + std::time::Duration::from_secs(100 * 365 * 24 * 3600));
+        g
+    }
+
+    /// True while the local leadership deadline is in the future.
+    pub fn may_write(&self) -> bool {
+        self.deadline().is_some_and(|d| Instant::now() < d)
+    }
+
+    /// Call immediately before sending a write.
+    pub fn check(&self) -> Result<(), NotLeader> {
+        if self.may_write() { Ok(()) } else { Err(NotLeader) }
+    }
+
+    pub fn deadline(&self) -> Option<Instant> {
+        *self.deadline.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn extend_to(&self, deadline: Instant) {
+        *self.deadline.lock().unwrap_or_else(|p| p.into_inner()) = Some(deadline);
+    }
+
+    pub(crate) fn revoke(&self) {
+        *self.deadline.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[tokio::test(start_paused = true)]
+    async fn turns_false_at_deadline_without_any_call() {
+        let g = LeadershipGuard::new();
+        assert!(!g.may_write());
+        g.extend_to(Instant::now() + Duration::from_secs(10));
+        assert!(g.check().is_ok());
+        tokio::time::advance(Duration::from_millis(9_999)).await;
+        assert!(g.may_write());
+        tokio::time::advance(Duration::from_millis(1)).await;
+        assert_eq!(g.check(), Err(NotLeader));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn clones_share_state_and_revoke_is_immediate() {
+        let g = LeadershipGuard::always();
+        let c = g.clone();
+        assert!(c.may_write());
+        g.revoke();
+        assert!(!c.may_write());
+    }
+}

@@ -1,0 +1,80 @@
+//! The one metrics registry of the process. Names follow LEADER-ELECTION.md and the older
+//! operator's names from COMPATIBILITY.md, which existing dashboards and alerts query.
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder, CounterVec,
+};
+
+pub struct Metrics {
+    registry: Registry,
+    pub operator_leader: IntGaugeVec,
+    pub leader_transitions_total: IntCounterVec,
+    pub time_as_leader_seconds_total: CounterVec,
+    pub lease_transitions: IntGaugeVec,
+    pub master_status: IntGaugeVec,
+    pub compat_leader: IntGauge,
+    pub renew_duration_seconds: Histogram,
+    pub renew_failures_total: IntCounter,
+    pub renew_slow_path_total: IntCounter,
+    pub reconcile_total: IntCounterVec,
+    pub reconcile_duration_seconds: HistogramVec,
+    pub errors_total: IntCounterVec,
+    pub clusters_managed: IntGauge,
+}
+
+fn reg<T: prometheus::core::Collector + Clone + 'static>(r: &Registry, c: T) -> T {
+    // Names are static and unique, so registration cannot fail at run time.
+    r.register(Box::new(c.clone())).expect("metric registered twice");
+    c
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let r = Registry::new();
+        let m = Metrics {
+            operator_leader: reg(&r, IntGaugeVec::new(Opts::new("operator_leader", "1 while this replica holds the leader Lease, else 0"), &["pod"]).unwrap()),
+            leader_transitions_total: reg(&r, IntCounterVec::new(Opts::new("operator_leader_transitions_total", "Times this replica became leader"), &["pod"]).unwrap()),
+            time_as_leader_seconds_total: reg(&r, CounterVec::new(Opts::new("operator_time_as_leader_seconds_total", "Seconds this replica has spent as leader"), &["pod"]).unwrap()),
+            lease_transitions: reg(&r, IntGaugeVec::new(Opts::new("operator_lease_transitions", "spec.leaseTransitions of the Lease as last observed; equal on every replica"), &["lease"]).unwrap()),
+            master_status: reg(&r, IntGaugeVec::new(Opts::new("leader_election_master_status", "client-go compatible: 1 while this replica leads"), &["name"]).unwrap()),
+            compat_leader: reg(&r, IntGauge::new("qdrant_operator_leader", "Compatibility gauge of the older operator: 1 while this replica leads").unwrap()),
+            renew_duration_seconds: reg(&r, Histogram::with_opts(HistogramOpts::new("operator_lease_renew_duration_seconds", "Latency of Lease renew requests").buckets(vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0])).unwrap()),
+            renew_failures_total: reg(&r, IntCounter::new("operator_lease_renew_failures_total", "Lease renew requests that failed").unwrap()),
+            renew_slow_path_total: reg(&r, IntCounter::new("operator_lease_renew_slow_path_total", "Renewals that had to re-read the Lease after a conflict or error").unwrap()),
+            reconcile_total: reg(&r, IntCounterVec::new(Opts::new("qdrant_operator_reconcile_total", "Reconciles by result"), &["resource_type", "result"]).unwrap()),
+            reconcile_duration_seconds: reg(&r, HistogramVec::new(HistogramOpts::new("qdrant_operator_reconcile_duration_seconds", "Reconcile duration").buckets(vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]), &["resource_type"]).unwrap()),
+            errors_total: reg(&r, IntCounterVec::new(Opts::new("qdrant_operator_errors_total", "Reconcile errors by category"), &["type"]).unwrap()),
+            clusters_managed: reg(&r, IntGauge::new("qdrant_operator_clusters_managed", "QdrantClusters in the watched namespaces").unwrap()),
+            registry: r,
+        };
+        m
+    }
+
+    /// Exports every per-pod series at zero from start-up, so `sum(operator_leader)` counts
+    /// leaders over all replicas, followers included.
+    pub fn init_identity(&self, pod: &str, lease: &str) {
+        self.operator_leader.with_label_values(&[pod]).set(0);
+        self.leader_transitions_total.with_label_values(&[pod]);
+        self.time_as_leader_seconds_total.with_label_values(&[pod]);
+        self.lease_transitions.with_label_values(&[lease]);
+        self.master_status.with_label_values(&[lease]).set(0);
+        self.compat_leader.set(0);
+        for result in ["success", "error"] {
+            self.reconcile_total.with_label_values(&["QdrantCluster", result]);
+        }
+    }
+
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        // Encoding into a Vec cannot fail for well-formed metric families.
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buf);
+        String::from_utf8(buf).unwrap_or_default()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
