@@ -180,9 +180,18 @@ pub async fn run(
     let store = controller.store();
     let metrics = ctx.metrics.clone();
     tokio::spawn(async move {
-        if store.wait_until_ready().await.is_ok() {
-            ready.store(true, Ordering::SeqCst);
-            tracing::info!("caches synced");
+        // The store's readiness signal wakes only one waiter (the controller's own), so we
+        // poll it instead of awaiting it once.
+        loop {
+            match tokio::time::timeout(Duration::from_millis(200), store.wait_until_ready()).await {
+                Ok(Ok(())) => {
+                    ready.store(true, Ordering::SeqCst);
+                    tracing::info!("caches synced");
+                    break;
+                }
+                Ok(Err(_)) => return,
+                Err(_) => continue,
+            }
         }
         loop {
             metrics.clusters_managed.set(store.state().len() as i64);

@@ -77,12 +77,8 @@ impl Observer {
         self.guard.check()?;
         match self.pods.patch(pod, &PatchParams::default(), &Patch::Merge(&patch)).await {
             Ok(_) => Ok(()),
-            Err(kube::Error::Api(s)) if s.code == 404 => {
-                if pod == self.cfg.identity {
-                    tracing::warn!(pod, "own Pod not found (running outside a cluster?); annotation skipped");
-                }
-                Ok(())
-            }
+            // Deleted meanwhile: nothing left to mark.
+            Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
             Err(e) => Err(e.into()),
         }
     }
@@ -124,7 +120,11 @@ impl Observer {
                         }
                         Ok(watcher::Event::Delete(p)) => { pods.remove(&p.metadata.name.unwrap_or_default()); }
                         Ok(watcher::Event::Init) => pods.clear(),
-                        Ok(watcher::Event::InitDone) => {}
+                        Ok(watcher::Event::InitDone) => {
+                            if !pods.contains_key(&me) {
+                                tracing::warn!(pod = %me, "own Pod not found (running outside a cluster?); it cannot carry the leader annotation");
+                            }
+                        }
                         Err(e) => tracing::debug!(error = %e, "operator Pod watch error; retrying"),
                     }
                     fix_pods = true;
@@ -146,12 +146,13 @@ impl Observer {
     async fn fix_annotations(&self, pods: &BTreeMap<String, Option<String>>) -> bool {
         let me = &self.cfg.identity;
         let mut ok = true;
-        let own_missing = !pods.contains_key(me);
-        let wrong = pods.iter().filter(|(name, v)| {
-            let want = if *name == me { "true" } else { "false" };
-            v.as_deref() != Some(want)
-        });
-        let targets: Vec<String> = wrong.map(|(n, _)| n.clone()).chain(own_missing.then(|| me.clone())).collect();
+        // Only Pods the watch has seen: our own Pod may not exist (running outside a cluster),
+        // and then there is nothing to annotate.
+        let targets: Vec<String> = pods
+            .iter()
+            .filter(|(name, v)| v.as_deref() != Some(if *name == me { "true" } else { "false" }))
+            .map(|(n, _)| n.clone())
+            .collect();
         for name in targets {
             if let Err(e) = self.annotate(&name, &name == me).await {
                 tracing::warn!(pod = %name, error = %e, "setting the leader annotation failed; will retry");
