@@ -124,6 +124,9 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         let _ = stop.send(mode);
         let _ = tokio::time::timeout(election.request_timeout() * 2, task).await;
     }
+    if was_leader && election.enabled {
+        observer.shutdown_event().await;
+    }
     if !drained {
         anyhow::bail!("in-flight work did not finish within --drain-timeout ({:?}); the Lease was not released", cfg.drain_timeout);
     }

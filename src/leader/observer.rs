@@ -62,13 +62,23 @@ impl Observer {
     /// so they do not pass the guard; they are published in the background so that a slow API
     /// server never delays the metrics.
     fn event(&self, type_: EventType, reason: &str, note: String) {
-        let (recorder, reference) = (self.recorder.clone(), self.lease_ref());
+        let this = self.clone();
+        let reason = reason.to_owned();
+        tokio::spawn(async move { this.publish(type_, &reason, note).await });
+    }
+
+    async fn publish(&self, type_: EventType, reason: &str, note: String) {
         let ev = Event { type_, reason: reason.into(), note: Some(note), action: "LeaderElection".into(), secondary: None };
-        tokio::spawn(async move {
-            if let Err(e) = recorder.publish(&ev, &reference).await {
-                tracing::warn!(error = %e, "publishing a leader-election Event failed");
-            }
-        });
+        if let Err(e) = self.recorder.publish(&ev, &self.lease_ref()).await {
+            tracing::warn!(error = %e, "publishing a leader-election Event failed");
+        }
+    }
+
+    /// The `LostLeadership` Event of a graceful shutdown, awaited: the process exits right
+    /// after, which would drop a background publish.
+    pub async fn shutdown_event(&self) {
+        let me = &self.cfg.identity;
+        self.publish(EventType::Normal, "LostLeadership", format!("{me} lost leadership: shutdown")).await;
     }
 
     /// Sets the leader annotation on one operator Pod, through the guard.
@@ -190,7 +200,10 @@ impl Observer {
         } else if !cur.is_leader && prev.is_leader {
             let cause = cur.loss_cause.map_or("lease_lost", |c| c.as_str());
             tracing::info!(identity = %me, leader = %leader, reason = cause, time_as_leader, "leadership transition");
-            self.event(EventType::Normal, "LostLeadership", format!("{me} lost leadership: {cause}"));
+            // A shutdown publishes its Event itself, awaited, before the process exits.
+            if cur.loss_cause != Some(super::elector::LossCause::Shutdown) {
+                self.event(EventType::Normal, "LostLeadership", format!("{me} lost leadership: {cause}"));
+            }
         } else if !cur.is_leader && cur.holder.is_some() && cur.holder != prev.holder {
             tracing::info!(identity = %me, leader = %leader, reason = "new_leader_observed", time_as_leader, "leadership transition");
             self.event(EventType::Normal, "NewLeaderObserved", format!("{me} observed new leader {leader}"));

@@ -1,0 +1,45 @@
+# Entry points. `make demo` runs the main job on a local control plane; `make test` is what CI runs.
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+export KUBECONFIG ?= $(CURDIR)/.e2e/kubeconfig
+
+.PHONY: demo test unit crds crds-check cluster-up cluster-down deploy e2e bench rules-test setup
+
+setup:
+	@e2e/setup.sh
+
+crds:
+	cargo run --quiet --locked --bin crdgen > crds/qdrant.operator_qdrantclusters.yaml
+
+# Fails when crds/ does not match the Rust types.
+crds-check:
+	@cargo run --quiet --locked --bin crdgen | diff -u crds/qdrant.operator_qdrantclusters.yaml - \
+	  || { echo "crds/ is stale: run 'make crds' and commit the result" >&2; exit 1; }
+	@echo "crds/ is fresh"
+
+unit:
+	cargo test --locked
+
+cluster-up: setup
+	@e2e/cluster/up.sh
+
+cluster-down:
+	@e2e/cluster/down.sh
+
+deploy:
+	@e2e/cluster/deploy.sh
+
+e2e:
+	@e2e/run.sh
+
+rules-test:
+	@e2e/rules-test.sh
+
+demo: setup
+	@e2e/demo.sh
+
+bench:
+	@e2e/bench/run.sh
+
+test: setup
+	@e2e/test.sh
