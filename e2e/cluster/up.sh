@@ -103,6 +103,10 @@ rules:
   namespaces: [kube-node-lease]
 - level: None
   resources: [{group: "", resources: [nodes/status]}]
+# Lease writes with their bodies: the holder timeline is rebuilt from them.
+- level: Request
+  verbs: [create, update, patch]
+  resources: [{group: coordination.k8s.io, resources: [leases]}]
 - level: Metadata
 AP
 

@@ -150,7 +150,7 @@ pub fn error_policy(qc: Arc<QdrantCluster>, err: &Error, _ctx: Arc<Context>) -> 
         // The next leader reconciles everything when it takes over.
         return Action::await_change();
     }
-    tracing::warn!(cluster = %qc.name_any(), namespace = ?qc.namespace(), error = %err, "reconcile failed; retrying");
+    tracing::warn!(cluster = %qc.name_any(), namespace = %qc.namespace().unwrap_or_default(), error = %err, "reconcile failed; retrying");
     Action::requeue(Duration::from_secs(5))
 }
 

@@ -1,0 +1,26 @@
+# Shared by the failover suites: one failover of the real leader, measured and checked.
+# shellcheck shell=bash
+
+# failover MODE LIMIT_SECONDS QC: deletes the leader (MODE graceful|force), requires a
+# different Pod to hold the Lease within LIMIT_SECONDS, all signals to agree, the old Pod to
+# be gone or "false", and a spec change of QC right after to be applied within 5 s.
+failover() {
+  local mode=$1 limit=$2 qc=$3 old t0 took replicas before
+  wait_until 60 "signals to agree before the failover" signals_agree
+  before=$(lease_transitions)
+  t0=$(now_ms)
+  if [ "$mode" = force ]; then old=$(delete_leader --force); else old=$(delete_leader); fi
+  wait_until "$limit" "a Pod other than $old to hold the Lease" new_holder_other_than "$old"
+  took=$(( $(now_ms) - t0 ))
+  [ "$(lease_transitions)" -eq $((before + 1)) ] || fail "leaseTransitions went from $before to $(lease_transitions), not +1"
+  # One retry period (2 s) for the signals, plus the replacement Pod's start-up.
+  wait_until 10 "the three signals to agree after the failover" signals_agree
+  old_pod_ok() { ! exists pod "$old" -n "$OPERATOR_NS" || [ "$(leader_annotation "$old")" = "false" ]; }
+  wait_until 5 "the old leader $old to be gone or say false" old_pod_ok
+  replicas=$(( $(qc_field "$qc" .spec.replicas) % 3 + 1 ))
+  kc patch qc "$qc" -n "$TEST_NS" --type merge -p "{\"spec\":{\"replicas\":$replicas}}" >/dev/null
+  sts_follows() { [ "$(kc get sts "$qc" -n "$TEST_NS" -o jsonpath='{.spec.replicas}')" = "$replicas" ]; }
+  wait_until 5 "the new leader to apply replicas=$replicas to $qc" sts_follows
+  info "$mode failover: $old -> $(lease_holder) in ${took} ms; signals agree; spec change applied"
+  echo "$took"
+}

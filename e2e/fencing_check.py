@@ -1,0 +1,91 @@
+"""The fencing proof, from the API server's own records.
+
+1. Audit log: every write (create, update, patch, delete) made with the operator's
+   ServiceAccount, except Lease writes (the election itself) and Events (every replica reports
+   what it saw), must come from the Pod that held the Lease at that moment. The Pod is named by
+   the bound token (user.extra authentication.kubernetes.io/pod-name). The holder timeline is
+   rebuilt from the successful Lease writes in the same log (their request bodies).
+2. Gauge samples: no sampling round shows two Pods with operator_leader 1 unless the Lease
+   changed during that round.
+
+Usage: fencing_check.py AUDIT_LOG SAMPLES_JSONL SINCE_EPOCH_SECONDS
+Prints the counts and exits 1 on any violation.
+"""
+import json
+import sys
+from datetime import datetime
+
+SA = "system:serviceaccount:qdrant-operator:qdrant-operator"
+WRITES = {"create", "update", "patch", "delete", "deletecollection"}
+EXEMPT = {("coordination.k8s.io", "leases"), ("events.k8s.io", "events"), ("", "events")}
+
+audit_path, samples_path, since = sys.argv[1], sys.argv[2], float(sys.argv[3])
+
+
+def ts(s):
+    return datetime.fromisoformat(s.replace("Z", "+00:00")).timestamp()
+
+
+holder_changes = []  # (time the write completed, holder)
+writes = []          # (time received, pod, verb, resource, name)
+with open(audit_path) as f:
+    for line in f:
+        try:
+            e = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if e.get("stage") != "ResponseComplete" or e.get("verb") not in WRITES:
+            continue
+        ref = e.get("objectRef", {})
+        code = e.get("responseStatus", {}).get("code", 0)
+        key = (ref.get("apiGroup", ""), ref.get("resource", ""))
+        if key == ("coordination.k8s.io", "leases") and ref.get("name") == "qdrant-operator" and ref.get("namespace") == "qdrant-operator":
+            if 200 <= code < 300:
+                body = e.get("requestObject") or {}
+                holder_changes.append((ts(e["stageTimestamp"]), (body.get("spec") or {}).get("holderIdentity", "")))
+            continue
+        user = e.get("user", {})
+        if user.get("username") != SA or key in EXEMPT or ts(e["requestReceivedTimestamp"]) < since:
+            continue
+        pod = (user.get("extra", {}).get("authentication.kubernetes.io/pod-name") or ["?"])[0]
+        writes.append((ts(e["requestReceivedTimestamp"]), pod, e["verb"], "/".join(filter(None, key)) + (f"/{ref['subresource']}" if ref.get("subresource") else ""), ref.get("name", ""), code))
+
+holder_changes.sort()
+
+
+def holder_at(t):
+    h = None
+    for when, who in holder_changes:
+        if when > t:
+            break
+        h = who
+    return h
+
+
+violations = [w for w in writes if holder_at(w[0]) != w[1]]
+for t, pod, verb, res, name, code in violations[:20]:
+    print(f"  VIOLATION: {datetime.fromtimestamp(t).isoformat()} {pod} {verb} {res} {name} ({code}); holder was {holder_at(t)!r}")
+
+rounds = doubled = straddling = 0
+with open(samples_path) as f:
+    for line in f:
+        s = json.loads(line)
+        if s["t0"] < since:
+            continue
+        rounds += 1
+        if len(s["leaders"]) > 1:
+            if s["before"] != s["after"]:
+                straddling += 1
+            else:
+                doubled += 1
+                print(f"  TWO LEADERS: {s}")
+
+print(f"audit: {len(writes)} operator writes checked against {len(holder_changes)} Lease writes, {len(violations)} violations")
+print(f"gauges: {rounds} sampling rounds, {doubled} with two leaders outside a Lease transition ({straddling} straddled one)")
+if not writes:
+    print("no operator writes found in the window: nothing was proven")
+    sys.exit(1)
+if rounds == 0:
+    print("no gauge samples in the window: the sampler did not run")
+    sys.exit(1)
+sys.exit(1 if violations or doubled else 0)

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Installs what a fresh machine of this kind lacks. Go, Rust and Python are part of the
+# machine; Debian packages are installed when missing.
+set -euo pipefail
+need=()
+command -v openssl >/dev/null || need+=(openssl)
+command -v curl >/dev/null || need+=(curl)
+command -v python3 >/dev/null || need+=(python3)
+command -v promtool >/dev/null || need+=(prometheus)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "[setup] installing ${need[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null
+  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+for t in go cargo python3 openssl curl; do
+  command -v "$t" >/dev/null || { echo "[setup] $t is missing and cannot be installed here" >&2; exit 1; }
+done

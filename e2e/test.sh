@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Everything CI runs: unit tests, CRD freshness, rule tests, then the local control plane,
+# deploy, every e2e suite, and teardown (always, even on failure).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+step() { echo; echo "### $* ($(date +%H:%M:%S))"; }
+trap 'step "teardown"; e2e/cluster/down.sh' EXIT
+
+step "unit and integration tests"
+cargo test --locked
+step "CRD freshness"
+make --no-print-directory crds-check
+if [ -x e2e/rules-test.sh ]; then
+  step "alert rule tests"
+  e2e/rules-test.sh
+fi
+step "local control plane"
+e2e/cluster/up.sh
+step "deploy"
+e2e/cluster/deploy.sh
+step "e2e suites"
+e2e/run.sh

@@ -1,0 +1,240 @@
+# Helpers sourced by every e2e suite. They work against the local control plane and against
+# any real cluster (KUBECONFIG=...). Leadership is read from metrics first, then the Lease,
+# then the Pod annotation, and never from logs. Every wait fails loudly on timeout.
+# shellcheck shell=bash
+
+E2E_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO_ROOT=$(cd "$E2E_DIR/.." && pwd)
+E2E_STATE=${E2E_STATE:-$REPO_ROOT/.e2e}
+export KUBECONFIG=${KUBECONFIG:-$E2E_STATE/kubeconfig}
+OPERATOR_NS=${OPERATOR_NS:-qdrant-operator}
+LEASE_NAME=${LEASE_NAME:-qdrant-operator}
+TEST_NS=${TEST_NS:-default}
+
+# The local control plane ships its own kubectl; elsewhere use the one on PATH.
+if [ -z "${KUBECTL:-}" ]; then
+  if [ -f "$E2E_STATE/bin-dir" ] && [ -x "$(cat "$E2E_STATE/bin-dir")/kubectl" ]; then
+    KUBECTL="$(cat "$E2E_STATE/bin-dir")/kubectl"
+  else
+    KUBECTL=kubectl
+  fi
+fi
+
+kc() { "$KUBECTL" "$@"; }
+
+info() { echo "  [$(date +%H:%M:%S)] $*" >&2; }
+fail() { echo "  FAIL: $*" >&2; exit 1; }
+
+now_ms() { date +%s%3N; }
+
+# wait_until TIMEOUT_SECONDS DESCRIPTION CMD...: polls CMD every 100 ms; fails on timeout.
+wait_until() {
+  local timeout=$1 what=$2; shift 2
+  local deadline=$(( $(now_ms) + timeout * 1000 ))
+  until "$@" >/dev/null 2>&1; do
+    [ "$(now_ms)" -lt "$deadline" ] || fail "timed out after ${timeout}s waiting for: $what"
+    sleep 0.1
+  done
+}
+
+# --- operator Pods and their metrics ---
+
+# Names of the operator's Pods that are not being deleted.
+operator_pods() {
+  kc get pods -n "$OPERATOR_NS" -l app=qdrant-operator \
+    -o jsonpath='{range .items[*]}{.metadata.name}{" "}{.metadata.deletionTimestamp}{"\n"}{end}' | awk 'NF == 1 { print $1 }'
+}
+
+# operator_metrics POD: that Pod's /metrics text. Locally, from the port the runner recorded;
+# on a real cluster, through the API server's Pod proxy.
+operator_metrics() {
+  local pod=$1
+  if [ -f "$E2E_STATE/pods/$pod.port" ]; then
+    curl -sf --max-time 2 "http://127.0.0.1:$(cat "$E2E_STATE/pods/$pod.port")/metrics"
+  else
+    kc get --raw "/api/v1/namespaces/$OPERATOR_NS/pods/$pod:8080/proxy/metrics" 2>/dev/null
+  fi
+}
+
+# metric_value POD SERIES: the value of one exact series (name with labels), or nothing.
+metric_value() {
+  operator_metrics "$1" | awk -v s="$2" '$1 == s { print $2; exit }'
+}
+
+lease_holder() {
+  kc get lease "$LEASE_NAME" -n "$OPERATOR_NS" -o jsonpath='{.spec.holderIdentity}' 2>/dev/null
+}
+
+lease_transitions() {
+  kc get lease "$LEASE_NAME" -n "$OPERATOR_NS" -o jsonpath='{.spec.leaseTransitions}' 2>/dev/null
+}
+
+leader_annotation() {
+  kc get pod "$1" -n "$OPERATOR_NS" -o jsonpath='{.metadata.annotations.qdrant\.operator/leader}' 2>/dev/null
+}
+
+# check_lease_leader POD [NAMESPACE] [LEASE]: true when the Lease names POD as holder.
+check_lease_leader() {
+  local pod=$1 ns=${2:-$OPERATOR_NS} lease=${3:-$LEASE_NAME}
+  [ "$(kc get lease "$lease" -n "$ns" -o jsonpath='{.spec.holderIdentity}' 2>/dev/null)" = "$pod" ]
+}
+
+# is_operator_leader POD: metrics first; the Lease if the metrics cannot be read; the
+# annotation if neither can.
+is_operator_leader() {
+  local pod=$1 v holder
+  v=$(metric_value "$pod" "operator_leader{pod=\"$pod\"}")
+  if [ -n "$v" ]; then [ "$v" = "1" ]; return; fi
+  holder=$(lease_holder)
+  if [ -n "$holder" ]; then [ "$holder" = "$pod" ]; return; fi
+  [ "$(leader_annotation "$pod")" = "true" ]
+}
+
+# get_leader_pod: the one Pod whose operator_leader is 1; else the Lease holder; else the one
+# Pod annotated "true". Fails when no single leader can be named.
+get_leader_pod() {
+  local pods p leaders=() holder annotated=()
+  pods=$(operator_pods)
+  for p in $pods; do
+    [ "$(metric_value "$p" "operator_leader{pod=\"$p\"}")" = "1" ] && leaders+=("$p")
+  done
+  if [ ${#leaders[@]} -eq 1 ]; then echo "${leaders[0]}"; return 0; fi
+  holder=$(lease_holder)
+  if [ -n "$holder" ] && grep -qx "$holder" <<<"$pods"; then echo "$holder"; return 0; fi
+  for p in $pods; do
+    [ "$(leader_annotation "$p")" = "true" ] && annotated+=("$p")
+  done
+  if [ ${#annotated[@]} -eq 1 ]; then echo "${annotated[0]}"; return 0; fi
+  return 1
+}
+
+# wait_for_operator_leader POD [TIMEOUT]: waits until POD leads by is_operator_leader.
+wait_for_operator_leader() {
+  wait_until "${2:-30}" "$1 to be the operator leader" is_operator_leader "$1"
+}
+
+# signals_agree: the Lease, every Pod's gauge and every Pod's annotation name the same single
+# leader, and every Pod reports the same operator_lease_transitions.
+signals_agree() {
+  local holder pods p v a t first_t=""
+  holder=$(lease_holder)
+  [ -n "$holder" ] || return 1
+  pods=$(operator_pods)
+  grep -qx "$holder" <<<"$pods" || return 1
+  for p in $pods; do
+    v=$(metric_value "$p" "operator_leader{pod=\"$p\"}")
+    a=$(leader_annotation "$p")
+    t=$(metric_value "$p" "operator_lease_transitions{lease=\"$LEASE_NAME\"}")
+    if [ "$p" = "$holder" ]; then
+      [ "$v" = "1" ] && [ "$a" = "true" ] || return 1
+    else
+      [ "$v" = "0" ] && [ "$a" = "false" ] || return 1
+    fi
+    [ -n "$t" ] || return 1
+    [ -z "$first_t" ] && first_t=$t
+    [ "$t" = "$first_t" ] || return 1
+  done
+  [ "$first_t" = "$(lease_transitions)" ]
+}
+
+# A different Pod holds the Lease than OLD, and it is one of the live operator Pods.
+new_holder_other_than() {
+  local h
+  h=$(lease_holder)
+  [ -n "$h" ] && [ "$h" != "$1" ] && operator_pods | grep -qx "$h"
+}
+
+# wait_for_operator_ready [TIMEOUT]: every operator Pod Ready and one leader.
+wait_for_operator_ready() {
+  wait_until "${1:-120}" "operator Deployment available" \
+    kc -n "$OPERATOR_NS" rollout status deploy/qdrant-operator --timeout=1s
+  wait_until "${1:-120}" "the leadership signals to agree" signals_agree
+}
+
+# --- QdrantClusters ---
+
+qc_field() { kc get qc "$1" -n "${3:-$TEST_NS}" -o jsonpath="{$2}" 2>/dev/null; }
+
+qc_status_is() { # NAME STATUS...
+  local name=$1 s; shift
+  s=$(qc_field "$name" .status.qdrantStatus)
+  for want in "$@"; do [ "$s" = "$want" ] && return 0; done
+  return 1
+}
+
+# wait_for_qc_status NAME TIMEOUT STATUS...
+wait_for_qc_status() {
+  local name=$1 timeout=$2; shift 2
+  wait_until "$timeout" "QdrantCluster $name status in {$*}" qc_status_is "$name" "$@"
+}
+
+# qc_converged NAME: status describes the current generation, and readyReplicas == replicas.
+qc_converged() {
+  local name=$1 ns=${2:-$TEST_NS}
+  local gen og want ready sts_replicas
+  gen=$(qc_field "$name" .metadata.generation "$ns")
+  og=$(qc_field "$name" .status.observedGeneration "$ns")
+  want=$(qc_field "$name" .spec.replicas "$ns")
+  ready=$(qc_field "$name" .status.readyReplicas "$ns")
+  sts_replicas=$(kc get sts "$name" -n "$ns" -o jsonpath='{.spec.replicas}' 2>/dev/null)
+  [ -n "$gen" ] && [ "$gen" = "$og" ] && [ "$ready" = "$want" ] && [ "$sts_replicas" = "$want" ] \
+    && qc_status_is "$name" Running Healthy
+}
+
+exists() { kc get "$@" >/dev/null 2>&1; }
+
+# owned_by_qc KIND NAME QC: the object has a controller owner reference to the QdrantCluster.
+owned_by_qc() {
+  local uid owner
+  uid=$(qc_field "$3" .metadata.uid)
+  owner=$(kc get "$1" "$2" -n "$TEST_NS" -o jsonpath='{.metadata.ownerReferences[?(@.controller==true)].uid}' 2>/dev/null)
+  [ -n "$uid" ] && [ "$uid" = "$owner" ]
+}
+
+resource_version() { kc get "$1" "$2" -n "${3:-$TEST_NS}" -o jsonpath='{.metadata.resourceVersion}' 2>/dev/null; }
+
+# delete_qcs NAME...: deletes QdrantClusters and waits until their StatefulSets are gone too.
+delete_qcs() {
+  local n
+  kc delete qc "$@" -n "$TEST_NS" --ignore-not-found --wait=true >/dev/null 2>&1 || true
+  for n in "$@"; do
+    wait_until 60 "StatefulSet $n garbage-collected" bash -c "! $KUBECTL get sts $n -n $TEST_NS >/dev/null 2>&1"
+  done
+}
+
+apply_qc() { # NAME REPLICAS [extra spec yaml lines]
+  local name=$1 replicas=$2 extra=${3:-}
+  kc apply -n "$TEST_NS" -f - >/dev/null <<EOF
+apiVersion: qdrant.operator/v1alpha1
+kind: QdrantCluster
+metadata:
+  name: $name
+spec:
+  replicas: $replicas
+  image: qdrant/qdrant:v1.16.3
+$extra
+EOF
+}
+
+# --- operator Pod deletion ---
+
+# delete_leader [--force]: deletes the current leader Pod and prints its name.
+delete_leader() {
+  local leader
+  leader=$(get_leader_pod) || fail "no single leader to delete"
+  if [ "${1:-}" = "--force" ]; then
+    kc delete pod "$leader" -n "$OPERATOR_NS" --grace-period=0 --force --wait=false >/dev/null 2>&1
+  else
+    kc delete pod "$leader" -n "$OPERATOR_NS" --wait=false >/dev/null
+  fi
+  echo "$leader"
+}
+
+# Seconds of the operator's lease duration, from its Deployment (default 15).
+lease_duration_seconds() {
+  local v
+  v=$(kc get deploy qdrant-operator -n "$OPERATOR_NS" \
+    -o jsonpath='{.spec.template.spec.containers[0].env[?(@.name=="LEASE_DURATION")].value}' 2>/dev/null)
+  v=${v%s}
+  echo "${v:-15}"
+}
