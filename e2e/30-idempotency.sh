@@ -26,3 +26,13 @@ if [ "$before" != "$after" ]; then
 fi
 [ "$key" = "$(kc get secret idem-apikey -n "$TEST_NS" -o jsonpath='{.data.api-key}')" ] || fail "the generated API key changed"
 info "no resourceVersion moved in 30 s across ${#objects[@]} objects; the generated key is unchanged"
+
+# Turning authentication off removes the derived auth config but keeps the generated keys;
+# turning it back on restores the very same key rather than generating a new one.
+kc patch qc idem -n "$TEST_NS" --type merge -p '{"spec":{"apikey":"false","readApikey":"false"}}' >/dev/null
+wait_until 10 "the auth config Secret to be deleted" bash -c "! $KUBECTL get secret idem-auth-config -n $TEST_NS >/dev/null 2>&1"
+exists secret idem-apikey -n "$TEST_NS" || fail "the generated key Secret was deleted"
+kc patch qc idem -n "$TEST_NS" --type merge -p '{"spec":{"apikey":"true"}}' >/dev/null
+wait_until 10 "the auth config Secret to come back" exists secret idem-auth-config -n "$TEST_NS"
+[ "$key" = "$(kc get secret idem-apikey -n "$TEST_NS" -o jsonpath='{.data.api-key}')" ] || fail "re-enabling apikey generated a new key"
+info "auth off and on again: auth config removed and restored, the generated key kept"

@@ -5,6 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 step() { echo; echo "### $* ($(date +%H:%M:%S))"; }
 trap 'step "teardown"; e2e/cluster/down.sh' EXIT
+# A fresh control plane every time: the suites read its audit log from the start.
+e2e/cluster/down.sh >/dev/null 2>&1 || true
 
 step "unit and integration tests"
 cargo test --locked

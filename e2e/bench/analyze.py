@@ -1,0 +1,158 @@
+"""Turns the audit log and the driver's marks (e2e/bench/run.sh) into the benchmark table.
+
+Times are the API server's: when it received a request (requestReceivedTimestamp) or finished
+it (stageTimestamp). The driver's own clock is used only for "all statuses Running", which the
+audit log at Metadata level cannot see.
+Usage: analyze.py AUDIT_LOG MARKS_JSONL SETTINGS_JSON
+"""
+import json
+import math
+import sys
+from collections import Counter
+from datetime import datetime
+
+SA = "system:serviceaccount:qdrant-operator:qdrant-operator"
+WRITES = {"create", "update", "patch", "delete", "deletecollection"}
+audit_path, marks_path = sys.argv[1], sys.argv[2]
+
+
+def ts(s):
+    return datetime.fromisoformat(s.replace("Z", "+00:00")).timestamp()
+
+
+events = []
+with open(audit_path) as f:
+    for line in f:
+        try:
+            e = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if e.get("stage") != "ResponseComplete":
+            continue
+        ref = e.get("objectRef", {})
+        user = e.get("user", {})
+        events.append({
+            "recv": ts(e["requestReceivedTimestamp"]),
+            "done": ts(e["stageTimestamp"]),
+            "verb": e.get("verb"),
+            "group": ref.get("apiGroup", ""),
+            "resource": ref.get("resource", "") + ("/" + ref["subresource"] if ref.get("subresource") else ""),
+            "name": ref.get("name", ""),
+            "ns": ref.get("namespace", ""),
+            "code": e.get("responseStatus", {}).get("code", 0),
+            "user": user.get("username", ""),
+            "pod": (user.get("extra", {}).get("authentication.kubernetes.io/pod-name") or [""])[0],
+            "holder": ((e.get("requestObject") or {}).get("spec") or {}).get("holderIdentity"),
+        })
+events.sort(key=lambda e: e["recv"])
+marks = [json.loads(l) for l in open(marks_path)]
+
+
+def ok(e):
+    return 200 <= e["code"] < 300
+
+
+def is_lease(e):
+    return e["group"] == "coordination.k8s.io" and e["resource"] == "leases" and e["name"] == "qdrant-operator"
+
+
+def acting_write(e):
+    """A write that only a leader makes: anything but the election itself and Events."""
+    return (e["user"] == SA and e["verb"] in WRITES and ok(e) and not is_lease(e)
+            and e["resource"] != "events")
+
+
+def dist(xs, unit="s", scale=1.0, digits=2):
+    if not xs:
+        return "no samples"
+    xs = sorted(x * scale for x in xs)
+    p = lambda q: xs[min(len(xs) - 1, max(0, math.ceil(q * len(xs)) - 1))]
+    return f"p50 {p(0.5):.{digits}f} {unit} / p95 {p(0.95):.{digits}f} {unit} / max {xs[-1]:.{digits}f} {unit} (n={len(xs)})"
+
+
+def failovers(kind):
+    lease_t, write_t, margins = [], [], []
+    for m in (m for m in marks if m["kind"] == kind):
+        old = m["old"]
+        dels = [e for e in events if e["verb"] == "delete" and e["resource"] == "pods" and e["name"] == old and e["user"] != SA and e["recv"] >= m["t"] - 30]
+        if not dels:
+            continue
+        t_del = dels[0]["recv"]
+        acq = next((e for e in events if is_lease(e) and ok(e) and e["done"] > t_del and e["holder"] not in ("", old, None)), None)
+        if not acq:
+            continue
+        new = acq["holder"]
+        lease_t.append(acq["done"] - t_del)
+        first = next((e for e in events if acting_write(e) and e["pod"] == new and e["recv"] >= acq["done"] and e["resource"] == "statefulsets" and e["name"] == "bench-fo"), None)
+        if first:
+            write_t.append(first["done"] - t_del)
+        last_old = [e for e in events if acting_write(e) and e["pod"] == old and e["recv"] < acq["done"] + 60]
+        first_new = next((e for e in events if acting_write(e) and e["pod"] == new and e["recv"] >= t_del), None)
+        if last_old and first_new:
+            margins.append(first_new["recv"] - max(e["done"] for e in last_old))
+    return lease_t, write_t, margins
+
+
+rows = []
+g_lease, g_write, g_margin = failovers("graceful")
+c_lease, c_write, c_margin = failovers("crash")
+p = lambda xs, q: sorted(xs)[min(len(xs) - 1, max(0, math.ceil(q * len(xs)) - 1))] if xs else float("nan")
+rows.append(("Graceful handover: delete → another Pod holds the Lease", dist(g_lease), "p50 < 0.5 s, max < 1.5 s",
+             g_lease and p(g_lease, 0.5) < 0.5 and max(g_lease) < 1.5))
+rows.append(("Graceful handover: delete → new leader's first write of the changed cluster", dist(g_write), "(reported)", None))
+rows.append(("Crash failover (--grace-period=0 --force): delete → new holder", dist(c_lease), "p95 ≤ lease duration + 1 s = 16 s",
+             c_lease and p(c_lease, 0.95) <= 16.0))
+rows.append(("Crash failover: delete → new leader's first write of the changed cluster", dist(c_write), "(reported)", None))
+rows.append(("Safety margin, graceful: old leader's last write → new leader's first write", dist(g_margin), "never negative",
+             g_margin and min(g_margin) >= 0))
+rows.append(("Safety margin, crash", dist(c_margin), "never negative", c_margin and min(c_margin) >= 0))
+
+lat = []
+for e in events:
+    if e["resource"] == "qdrantclusters" and e["verb"] == "create" and e["name"].startswith("bench-lat-") and ok(e):
+        sts = next((s for s in events if s["resource"] == "statefulsets" and s["name"] == e["name"] and s["user"] == SA and s["code"] == 201), None)
+        if sts:
+            lat.append(sts["done"] - e["recv"])
+rows.append(("Reconcile latency: QdrantCluster created → its StatefulSet created", dist(lat, "ms", 1000, 0), "p50 < 100 ms",
+             lat and p(lat, 0.5) < 0.1))
+
+mk = {m["kind"]: m for m in marks}
+many_creates = [e for e in events if e["resource"] == "qdrantclusters" and e["verb"] == "create" and e["name"].startswith("bench-many-") and ok(e)]
+many_sts = [e for e in events if e["resource"] == "statefulsets" and e["name"].startswith("bench-many-") and e["user"] == SA and e["code"] == 201]
+if many_creates and many_sts:
+    n = len(many_sts)
+    span = max(e["done"] for e in many_sts) - min(e["recv"] for e in many_creates)
+    rows.append((f"Throughput: {len(many_creates)} QdrantClusters applied at once → all StatefulSets exist",
+                 f"{span:.1f} s, {n / span:.1f} clusters/s", "(reported)", None))
+    if "many_running" in mk:
+        run_span = mk["many_running"]["t"] - mk["many_start"]["t"]
+        rows.append((f"Throughput: → all {n} statuses Running (driver's clock, polled)",
+                     f"{run_span:.1f} s, {n / run_span:.1f} clusters/s", "(reported)", None))
+
+if "idle_start" in mk and "idle_end" in mk:
+    a, b = mk["idle_start"], mk["idle_end"]
+    minutes = (b["t"] - a["t"]) / 60
+    win = [e for e in events if a["t"] <= e["recv"] < b["t"] and e["user"] == SA]
+    w = Counter((e["verb"], e["resource"]) for e in win if e["verb"] in WRITES)
+    lease_writes = sum(v for (verb, r), v in w.items() if r == "leases")
+    other = {k: v for k, v in w.items() if k[1] != "leases"}
+    child = {"qdrantclusters", "qdrantclusters/status", "statefulsets", "services", "configmaps", "secrets", "poddisruptionbudgets"}
+    child_writes = sum(v for (verb, r), v in other.items() if r in child)
+    lists = sum(1 for e in win if e["verb"] == "list")
+    watches = sum(1 for e in win if e["verb"] == "watch")
+    detail = ", ".join(f"{verb} {r}: {v / minutes:.1f}/min" for (verb, r), v in sorted(w.items())) or "none"
+    rows.append((f"Steady state, {len(many_sts) if many_sts else '?'} idle clusters, {minutes:.1f} min: operator writes per minute",
+                 detail, "Lease renewals only, ≤ 30/min", lease_writes / minutes <= 30 and not other))
+    rows.append(("Steady state: writes to QdrantClusters or their children", f"{child_writes}", "0", child_writes == 0))
+    rows.append(("Steady state: LIST / WATCH requests (all replicas)", f"{lists} LIST ({lists / minutes:.1f}/min), {watches} WATCH ({watches / minutes:.1f}/min)", "(reported)", None))
+    cpu_l = (float(b["leader_cpu"]) - float(a["leader_cpu"])) / minutes
+    cpu_f = (float(b["follower_cpu"]) - float(a["follower_cpu"])) / minutes
+    rows.append(("Footprint, leader: RSS steady / peak (from /proc)", f"{b['leader_rss']} MiB / {b['leader_peak']} MiB", "< 40 MiB", float(b["leader_peak"]) < 40))
+    rows.append(("Footprint, follower: RSS steady / peak", f"{b['follower_rss']} MiB / {b['follower_peak']} MiB", "(reported)", None))
+    rows.append(("CPU per idle minute: leader / follower", f"{cpu_l:.2f} s / {cpu_f:.2f} s", "< 1 CPU-second per minute", cpu_l < 1))
+
+print("| Figure | Result | Target | Met |")
+print("|---|---|---|---|")
+for name, result, target, met in rows:
+    verdict = "" if met is None else ("yes" if met else "**no**")
+    print(f"| {name} | {result} | {target} | {verdict} |")

@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# make bench: measures failover, reconcile latency and throughput, steady-state API load and
+# footprint on the local control plane, from the API server's point of view (audit log
+# timestamps) wherever it can. Prints a markdown table and writes docs/benchmarks.md.
+# Stops by itself; the whole run takes about 12 minutes.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+source e2e/utils.sh
+source e2e/failover-lib.sh
+GRACEFUL_N=${GRACEFUL_N:-20}
+CRASH_N=${CRASH_N:-10}
+LATENCY_N=${LATENCY_N:-20}
+MANY=${MANY:-200}
+IDLE_SECONDS=${IDLE_SECONDS:-300}
+OUT=$E2E_STATE/bench
+t_start=$SECONDS
+
+e2e/cluster/up.sh
+e2e/cluster/deploy.sh
+rm -rf "$OUT"; mkdir -p "$OUT"
+marks=$OUT/marks.jsonl
+mark() { python3 -c 'import json,sys,time; d=dict(a.split("=",1) for a in sys.argv[1:]); d["t"]=time.time(); print(json.dumps(d))' "$@" >>"$marks"; }
+bench_qcs=()
+cleanup() { [ ${#bench_qcs[@]} -eq 0 ] || kc delete qc -n "$TEST_NS" -l bench=qdrant-operator --wait=false >/dev/null 2>&1 || true; }
+trap cleanup EXIT
+
+wait_for_operator_ready 120
+apply_qc bench-fo 1 >/dev/null
+bench_qcs+=(bench-fo)
+kc label qc bench-fo -n "$TEST_NS" bench=qdrant-operator >/dev/null
+wait_for_qc_status bench-fo 30 Running Healthy
+
+echo "[bench] graceful handover x$GRACEFUL_N" >&2
+for i in $(seq 1 "$GRACEFUL_N"); do
+  wait_for_operator_ready 60
+  r=$(( $(qc_field bench-fo .spec.replicas) % 2 + 1 ))
+  kc patch qc bench-fo -n "$TEST_NS" --type merge -p "{\"spec\":{\"replicas\":$r}}" >/dev/null
+  old=$(delete_leader)
+  mark kind=graceful old="$old"
+  wait_until 5 "a new holder" new_holder_other_than "$old"
+done
+
+echo "[bench] crash failover x$CRASH_N (lease duration $(lease_duration_seconds)s)" >&2
+for i in $(seq 1 "$CRASH_N"); do
+  wait_for_operator_ready 60
+  r=$(( $(qc_field bench-fo .spec.replicas) % 2 + 1 ))
+  kc patch qc bench-fo -n "$TEST_NS" --type merge -p "{\"spec\":{\"replicas\":$r}}" >/dev/null
+  old=$(delete_leader --force)
+  mark kind=crash old="$old"
+  wait_until $(( $(lease_duration_seconds) + 5 )) "a new holder" new_holder_other_than "$old"
+done
+wait_for_operator_ready 60
+
+echo "[bench] reconcile latency x$LATENCY_N" >&2
+for i in $(seq -w 1 "$LATENCY_N"); do
+  apply_qc "bench-lat-$i" 1
+  bench_qcs+=("bench-lat-$i")
+  wait_until 10 "StatefulSet bench-lat-$i" exists sts "bench-lat-$i" -n "$TEST_NS"
+done
+kc label qc -n "$TEST_NS" $(printf 'bench-lat-%s ' $(seq -w 1 "$LATENCY_N")) bench=qdrant-operator >/dev/null
+
+echo "[bench] throughput: $MANY QdrantClusters at once" >&2
+many=$(for i in $(seq -w 1 "$MANY"); do printf 'apiVersion: qdrant.operator/v1alpha1\nkind: QdrantCluster\nmetadata: {name: bench-many-%s, labels: {bench: qdrant-operator}}\nspec: {replicas: 1, image: "qdrant/qdrant:v1.16.3"}\n---\n' "$i"; done)
+bench_qcs+=(many)
+mark kind=many_start
+kc apply -n "$TEST_NS" -f - >/dev/null <<<"$many"
+all_sts() { [ "$(kc get sts -n "$TEST_NS" -o name | grep -c '/bench-many-')" -eq "$MANY" ]; }
+wait_until 300 "$MANY StatefulSets" all_sts
+mark kind=many_sts
+all_running() { [ "$(kc get qc -n "$TEST_NS" -l bench=qdrant-operator -o jsonpath='{range .items[*]}{.metadata.name} {.status.qdrantStatus}{"\n"}{end}' | grep -c '^bench-many-.* Running$')" -eq "$MANY" ]; }
+wait_until 300 "$MANY clusters Running" all_running
+mark kind=many_running
+
+echo "[bench] steady state: $MANY idle clusters for ${IDLE_SECONDS}s" >&2
+wait_for_operator_ready 60
+leader=$(get_leader_pod)
+follower=$(operator_pods | grep -vx "$leader" | head -n 1)
+sleep 5 # let the last status writes of the throughput run settle before the window opens
+mark kind=idle_start leader="$leader" follower="$follower" \
+  leader_cpu="$(python3 e2e/bench/proc.py cpu "$(cat "$E2E_STATE/pods/$leader.pid")")" \
+  follower_cpu="$(python3 e2e/bench/proc.py cpu "$(cat "$E2E_STATE/pods/$follower.pid")")"
+sleep "$IDLE_SECONDS" # the measurement is what happens while nothing changes
+mark kind=idle_end leader="$leader" follower="$follower" \
+  leader_cpu="$(python3 e2e/bench/proc.py cpu "$(cat "$E2E_STATE/pods/$leader.pid")")" \
+  follower_cpu="$(python3 e2e/bench/proc.py cpu "$(cat "$E2E_STATE/pods/$follower.pid")")" \
+  leader_rss="$(python3 e2e/bench/proc.py rss "$(cat "$E2E_STATE/pods/$leader.pid")")" \
+  follower_rss="$(python3 e2e/bench/proc.py rss "$(cat "$E2E_STATE/pods/$follower.pid")")" \
+  leader_peak="$(python3 e2e/bench/proc.py peak "$(cat "$E2E_STATE/pods/$leader.pid")")" \
+  follower_peak="$(python3 e2e/bench/proc.py peak "$(cat "$E2E_STATE/pods/$follower.pid")")"
+
+python3 e2e/bench/analyze.py "$E2E_STATE/audit.log" "$marks" "$OUT/settings.json" >"$OUT/table.md"
+python3 - "$OUT/table.md" "$(lease_duration_seconds)" "$((SECONDS - t_start))" >docs/benchmarks.md <<'PY'
+import os, platform, subprocess, sys, time
+table, ld, took = open(sys.argv[1]).read(), sys.argv[2], sys.argv[3]
+mem = int(open("/proc/meminfo").read().split()[1]) // 1024 // 1024
+rustc = subprocess.run(["rustc", "--version"], capture_output=True, text=True).stdout.strip()
+print(f"""# Benchmarks
+
+Produced by `make bench` on {time.strftime('%Y-%m-%d')}: {os.cpu_count()} cores, {mem} GiB memory,
+{platform.system()} {platform.release()}; local control plane Kubernetes v1.36.3 (etcd v3.6.8,
+kwok v0.8.0); operator built with {rustc}, 3 replicas, lease duration {ld}s, renew deadline 10s,
+retry period 2s. The run took {took}s. Times come from the API server's audit log unless a row
+says otherwise; every figure is a distribution (p50 / p95 / max) or a ratio from that one run.
+
+{table}""")
+PY
+cat docs/benchmarks.md
