@@ -8,6 +8,8 @@ failover() {
   local mode=$1 limit=$2 qc=$3 old t0 took replicas before
   wait_until 60 "signals to agree before the failover" signals_agree
   before=$(lease_transitions)
+  local old_pid=""
+  old_pid=$(cat "$E2E_STATE/pods/$(lease_holder).pid" 2>/dev/null || true)
   t0=$(now_ms)
   if [ "$mode" = force ]; then old=$(delete_leader --force); else old=$(delete_leader); fi
   wait_until "$limit" "a Pod other than $old to hold the Lease" new_holder_other_than "$old"
@@ -17,6 +19,15 @@ failover() {
   wait_until 10 "the three signals to agree after the failover" signals_agree
   old_pod_ok() { ! exists pod "$old" -n "$OPERATOR_NS" || [ "$(leader_annotation "$old")" = "false" ]; }
   wait_until 5 "the old leader $old to be gone or say false" old_pod_ok
+  # Locally, the Pod's process ends (as a kubelet would end it), and every Pod has its own.
+  if [ -n "$old_pid" ]; then
+    wait_until 35 "the deleted leader's process $old_pid to end" bash -c "! kill -0 $old_pid 2>/dev/null"
+    local p pid
+    for p in $(operator_pods); do
+      pid=$(cat "$E2E_STATE/pods/$p.pid" 2>/dev/null) || fail "operator Pod $p has no process"
+      [ "$pid" != "$old_pid" ] && kill -0 "$pid" 2>/dev/null || fail "operator Pod $p has no live process of its own"
+    done
+  fi
   replicas=$(( $(qc_field "$qc" .spec.replicas) % 3 + 1 ))
   kc patch qc "$qc" -n "$TEST_NS" --type merge -p "{\"spec\":{\"replicas\":$replicas}}" >/dev/null
   sts_follows() { [ "$(kc get sts "$qc" -n "$TEST_NS" -o jsonpath='{.spec.replicas}')" = "$replicas" ]; }

@@ -12,44 +12,18 @@ Usage: fencing_check.py AUDIT_LOG SAMPLES_JSONL SINCE_EPOCH_SECONDS
 Prints the counts and exits 1 on any violation.
 """
 import json
+import os
 import sys
 from datetime import datetime
 
-SA = "system:serviceaccount:qdrant-operator:qdrant-operator"
-WRITES = {"create", "update", "patch", "delete", "deletecollection"}
-EXEMPT = {("coordination.k8s.io", "leases"), ("events.k8s.io", "events"), ("", "events")}
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from audit import acting_write, events, is_operator_lease, ok  # noqa: E402
 
 audit_path, samples_path, since = sys.argv[1], sys.argv[2], float(sys.argv[3])
-
-
-def ts(s):
-    return datetime.fromisoformat(s.replace("Z", "+00:00")).timestamp()
-
-
-holder_changes = []  # (time the write completed, holder)
-writes = []          # (time received, pod, verb, resource, name)
-with open(audit_path) as f:
-    for line in f:
-        try:
-            e = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if e.get("stage") != "ResponseComplete" or e.get("verb") not in WRITES:
-            continue
-        ref = e.get("objectRef", {})
-        code = e.get("responseStatus", {}).get("code", 0)
-        key = (ref.get("apiGroup", ""), ref.get("resource", ""))
-        if key == ("coordination.k8s.io", "leases") and ref.get("name") == "qdrant-operator" and ref.get("namespace") == "qdrant-operator":
-            if 200 <= code < 300:
-                body = e.get("requestObject") or {}
-                holder_changes.append((ts(e["stageTimestamp"]), (body.get("spec") or {}).get("holderIdentity", "")))
-            continue
-        user = e.get("user", {})
-        if user.get("username") != SA or key in EXEMPT or ts(e["requestReceivedTimestamp"]) < since:
-            continue
-        pod = (user.get("extra", {}).get("authentication.kubernetes.io/pod-name") or ["?"])[0]
-        writes.append((ts(e["requestReceivedTimestamp"]), pod, e["verb"], "/".join(filter(None, key)) + (f"/{ref['subresource']}" if ref.get("subresource") else ""), ref.get("name", ""), code))
-
+log = events(audit_path)
+# (time the Lease write completed, the holder it wrote)
+holder_changes = [(e["done"], e["holder"] or "") for e in log if is_operator_lease(e) and ok(e) and e["verb"] in ("create", "update", "patch")]
+writes = [(e["recv"], e["pod"] or "?", e["verb"], e["resource"], e["name"], e["code"]) for e in log if acting_write(e, attempts=True) and e["recv"] >= since]
 holder_changes.sort()
 
 

@@ -42,6 +42,9 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let (full_reconcile_tx, full_reconcile_rx) = mpsc::unbounded_channel::<()>();
     let (renew_tx, renew_rx) = mpsc::unbounded_channel();
 
+    // In single-replica mode nothing publishes leadership; the sender is kept here, for the
+    // life of the process, so that readers never see the channel closed.
+    let mut _standalone_leadership = None;
     let (guard, leadership, elector_stop, elector_task) = if election.enabled {
         let store = KubeLeaseStore::new(client.clone(), &election.namespace, &election.lease_name);
         let (elector, handle) = Elector::new(store, election.clone());
@@ -52,9 +55,9 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         // Single-replica mode: this replica always leads, and says so.
         let l = Leadership { is_leader: true, holder: Some(election.identity.clone()), transitions_observed: 0, since: Instant::now(), last_renew: None, loss_cause: None };
         let (tx, rx) = watch::channel(Leadership { is_leader: false, ..l.clone() });
+        // Sent as a change, so the observer and the term follower see a transition to leader.
         tx.send_replace(l);
-        // Keep the sender alive for the life of the process so readers never see it closed.
-        std::mem::forget(tx);
+        _standalone_leadership = Some(tx);
         (LeadershipGuard::always(), rx, None, None)
     };
     tracing::info!(identity = %election.identity, leader_election = election.enabled, lease = %election.lease_name, namespace = %election.namespace, "starting");

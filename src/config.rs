@@ -95,6 +95,21 @@ pub struct ElectionConfig {
 }
 
 impl ElectionConfig {
+    /// The defaults (15 s / 10 s / 2 s, jitter 1.2) for `identity`, as tests use them.
+    #[cfg(test)]
+    pub fn defaults_for(identity: &str) -> Self {
+        ElectionConfig {
+            enabled: true,
+            identity: identity.into(),
+            lease_name: "qdrant-operator".into(),
+            namespace: "qdrant-operator".into(),
+            lease_duration: Duration::from_secs(15),
+            renew_deadline: Duration::from_secs(10),
+            retry_period: Duration::from_secs(2),
+            jitter: 1.2,
+        }
+    }
+
     /// Each Lease request gets this long: `max(1s, RD/2)`, so one slow request cannot use up
     /// the whole renew deadline.
     pub fn request_timeout(&self) -> Duration {

@@ -299,3 +299,42 @@ impl QdrantClusterSpec {
         KeySetting::parse(&self.read_apikey)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kube::CustomResourceExt;
+
+    #[test]
+    fn crd_yaml_in_crds_is_fresh() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/crds/qdrant.operator_qdrantclusters.yaml");
+        let committed = std::fs::read_to_string(path).unwrap();
+        let generated = serde_yaml_ng::to_string(&QdrantCluster::crd()).unwrap();
+        assert!(committed == generated, "crds/ is stale: run `make crds` and commit the result");
+    }
+
+    #[test]
+    fn defaults_of_the_older_operator() {
+        let spec: QdrantClusterSpec = serde_json::from_value(serde_json::json!({"replicas": 1, "image": "i"})).unwrap();
+        assert_eq!((spec.apikey.as_str(), spec.read_apikey.as_str()), ("false", "false"));
+        assert_eq!(spec.service, ServiceType::ClusterIP);
+        assert!(!spec.tls.enabled);
+        assert!(spec.sidecar_containers.is_empty() && spec.additional_volumes.is_empty());
+        let vs: VolumeSnapshots = serde_json::from_value(serde_json::json!({"enabled": true})).unwrap();
+        assert_eq!(vs.retention_count, 7);
+    }
+
+    #[test]
+    fn schema_carries_the_cel_rule_printer_columns_and_subresources() {
+        let crd = serde_json::to_value(QdrantCluster::crd()).unwrap();
+        let v = &crd["spec"]["versions"][0];
+        let spec = &v["schema"]["openAPIV3Schema"]["properties"]["spec"];
+        assert_eq!(spec["x-kubernetes-validations"][0]["message"], "spec.readApikey can be used only with spec.apikey enabled");
+        assert_eq!(spec["properties"]["replicas"]["minimum"].as_f64(), Some(1.0));
+        assert_eq!(spec["properties"]["apikey"]["default"], "false");
+        let cols: Vec<_> = v["additionalPrinterColumns"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap().to_owned()).collect();
+        assert_eq!(cols, ["Replicas", "Ready", "Status", "Age"]);
+        assert_eq!(v["subresources"]["scale"]["specReplicasPath"], ".spec.replicas");
+        assert_eq!(crd["spec"]["names"]["shortNames"][0], "qc");
+    }
+}

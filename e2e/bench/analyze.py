@@ -7,59 +7,16 @@ Usage: analyze.py AUDIT_LOG MARKS_JSONL SETTINGS_JSON
 """
 import json
 import math
+import os
 import sys
 from collections import Counter
-from datetime import datetime
 
-SA = "system:serviceaccount:qdrant-operator:qdrant-operator"
-WRITES = {"create", "update", "patch", "delete", "deletecollection"}
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from audit import OPERATOR_SA as SA, WRITES, acting_write, events as load, is_operator_lease as is_lease, ok  # noqa: E402
+
 audit_path, marks_path = sys.argv[1], sys.argv[2]
-
-
-def ts(s):
-    return datetime.fromisoformat(s.replace("Z", "+00:00")).timestamp()
-
-
-events = []
-with open(audit_path) as f:
-    for line in f:
-        try:
-            e = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if e.get("stage") != "ResponseComplete":
-            continue
-        ref = e.get("objectRef", {})
-        user = e.get("user", {})
-        events.append({
-            "recv": ts(e["requestReceivedTimestamp"]),
-            "done": ts(e["stageTimestamp"]),
-            "verb": e.get("verb"),
-            "group": ref.get("apiGroup", ""),
-            "resource": ref.get("resource", "") + ("/" + ref["subresource"] if ref.get("subresource") else ""),
-            "name": ref.get("name", ""),
-            "ns": ref.get("namespace", ""),
-            "code": e.get("responseStatus", {}).get("code", 0),
-            "user": user.get("username", ""),
-            "pod": (user.get("extra", {}).get("authentication.kubernetes.io/pod-name") or [""])[0],
-            "holder": ((e.get("requestObject") or {}).get("spec") or {}).get("holderIdentity"),
-        })
-events.sort(key=lambda e: e["recv"])
+events = load(audit_path)
 marks = [json.loads(l) for l in open(marks_path)]
-
-
-def ok(e):
-    return 200 <= e["code"] < 300
-
-
-def is_lease(e):
-    return e["group"] == "coordination.k8s.io" and e["resource"] == "leases" and e["name"] == "qdrant-operator"
-
-
-def acting_write(e):
-    """A write that only a leader makes: anything but the election itself and Events."""
-    return (e["user"] == SA and e["verb"] in WRITES and ok(e) and not is_lease(e)
-            and e["resource"] != "events")
 
 
 def dist(xs, unit="s", scale=1.0, digits=2):

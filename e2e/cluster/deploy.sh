@@ -13,11 +13,14 @@ else
   KUBECTL=${KUBECTL:-kubectl}
 fi
 
-if $LOCAL; then
+BINARY=${OPERATOR_BINARY:-$ROOT/target/release/qdrant-operator}
+if $LOCAL && [ -z "${OPERATOR_BINARY:-}" ]; then
   t0=$SECONDS
   log "building the release binary"
   (cd "$ROOT" && cargo build --release --locked --bin qdrant-operator 2>&1 | tail -n 2 >&2)
   log "built in $((SECONDS - t0))s"
+fi
+if $LOCAL; then
   $KUBECTL apply -f "$ROOT/e2e/cluster/monitoring-crds.yaml" >/dev/null
 fi
 $KUBECTL apply -k "$ROOT/crds" >/dev/null
@@ -27,7 +30,7 @@ $KUBECTL apply -k "$ROOT/deploy" >/dev/null
 
 if $LOCAL && ! pid_alive runner; then
   mkdir -p "$LOGS" "$PIDS"
-  python3 -u "$ROOT/e2e/cluster/runner.py" "$STATE" "$ROOT/target/release/qdrant-operator" qdrant-operator >"$LOGS/runner.log" 2>&1 &
+  python3 -u "$ROOT/e2e/cluster/runner.py" "$STATE" "$BINARY" qdrant-operator >"$LOGS/runner.log" 2>&1 &
   echo $! >"$PIDS/runner.pid"
   log "runner started (pid $!)"
 fi

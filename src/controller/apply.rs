@@ -60,55 +60,70 @@ fn random_key() -> Result<String, Error> {
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
-/// Resolves one key setting to its value. A generated key is read back from its Secret, or
-/// from the auth config if that Secret was deleted, and only generated when neither has it; it
-/// is then created with a plain create, which fails rather than overwrite a concurrent one.
+/// Where a generated key comes from, decided from what exists.
+#[derive(Debug, PartialEq)]
+pub enum KeySource {
+    /// The key Secret holds a key the operator generated: keep it, always.
+    Kept(String),
+    /// The key Secret is gone but the auth config still holds the key: restore that one, so
+    /// deleting a Secret by mistake does not change the key clients use.
+    Recovered(String),
+    /// The key Secret holds a literal key from before `'true'` was set: replace it.
+    ReplaceLiteral,
+    /// Nothing holds a key yet: generate one.
+    Generate,
+}
+
+/// Pure: decides where a generated key comes from. `auth_field` is the key's name in the auth
+/// config's `service` section.
+pub fn key_source(key_secret: Option<&Secret>, auth_config: Option<&Secret>, auth_field: &str) -> KeySource {
+    if let Some(s) = key_secret {
+        let generated = s.annotations().get(GENERATED_ANNOTATION).is_some_and(|v| v == "true");
+        return match (generated, secret_value(s, KEY_FIELD)) {
+            (true, Some(v)) => KeySource::Kept(v),
+            _ => KeySource::ReplaceLiteral,
+        };
+    }
+    auth_config
+        .and_then(|s| secret_value(s, "local.yaml"))
+        .and_then(|y| serde_yaml_ng::from_str::<serde_json::Value>(&y).ok())
+        .and_then(|v| v["service"][auth_field].as_str().map(str::to_owned))
+        .map_or(KeySource::Generate, KeySource::Recovered)
+}
+
+/// Resolves one key setting to its value, and whether it is a generated one. A new key is
+/// created with a plain create, which fails rather than overwrite one created concurrently.
 async fn resolve_key(client: &Client, guard: &LeadershipGuard, qc: &QdrantCluster, setting: KeySetting, secret_name: &str, auth_field: &str) -> Result<(Option<String>, bool), Error> {
-    match setting {
-        KeySetting::Off => Ok((None, false)),
-        KeySetting::Literal(k) => Ok((Some(k), false)),
-        KeySetting::Generate => {
-            let api: Api<Secret> = Api::namespaced(client.clone(), &qc.namespace().unwrap_or_default());
-            let existing = api.get_opt(secret_name).await?;
-            if let Some(s) = &existing {
-                let generated = s.annotations().get(GENERATED_ANNOTATION).is_some_and(|v| v == "true");
-                if let (true, Some(v)) = (generated, secret_value(s, KEY_FIELD)) {
-                    return Ok((Some(v), true));
-                }
-            }
-            if existing.is_none() {
-                let auth = api.get_opt(&build::auth_config_name(&qc.name_any())).await?;
-                let recovered = auth
-                    .as_ref()
-                    .and_then(|s| secret_value(s, "local.yaml"))
-                    .and_then(|y| serde_yaml_ng::from_str::<serde_json::Value>(&y).ok())
-                    .and_then(|v| v["service"][auth_field].as_str().map(str::to_owned));
-                if let Some(v) = recovered {
-                    tracing::warn!(secret = secret_name, "key Secret was deleted; restoring it from the auth config");
-                    return Ok((Some(v), true));
-                }
-            }
-            let key = random_key()?;
-            let keys = if auth_field == "api_key" { Keys { api: Some(key.clone()), read: None } } else { Keys { api: None, read: Some(key.clone()) } };
-            let children = build::build(qc, &keys, (true, true));
-            let mut secret = if auth_field == "api_key" { children.api_key } else { children.read_api_key }.expect("key secret built");
-            if existing.is_some() {
-                // A literal key Secret from before: replace it with the generated one.
-                guard.check()?;
-                let s = apply(client, guard, &secret).await?;
-                return Ok((secret_value(&s, KEY_FIELD), true));
-            }
-            secret.metadata.resource_version = None;
-            guard.check()?;
-            match api.create(&PostParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() }, &secret).await {
-                Ok(s) => Ok((secret_value(&s, KEY_FIELD), true)),
-                Err(kube::Error::Api(s)) if s.code == 409 => {
-                    let s = api.get(secret_name).await?;
-                    Ok((secret_value(&s, KEY_FIELD), true))
-                }
-                Err(e) => Err(e.into()),
-            }
+    let generate = match setting {
+        KeySetting::Off => return Ok((None, false)),
+        KeySetting::Literal(k) => return Ok((Some(k), false)),
+        KeySetting::Generate => true,
+    };
+    let api: Api<Secret> = Api::namespaced(client.clone(), &qc.namespace().unwrap_or_default());
+    let existing = api.get_opt(secret_name).await?;
+    let auth = match existing {
+        Some(_) => None,
+        None => api.get_opt(&build::auth_config_name(&qc.name_any())).await?,
+    };
+    let secret = match key_source(existing.as_ref(), auth.as_ref(), auth_field) {
+        KeySource::Kept(v) => return Ok((Some(v), generate)),
+        KeySource::Recovered(v) => {
+            tracing::warn!(secret = secret_name, "key Secret was deleted; restoring the same key from the auth config");
+            return Ok((Some(v), generate));
         }
+        KeySource::ReplaceLiteral => {
+            let secret = build::key_secret(qc, secret_name.to_owned(), KEY_FIELD, &random_key()?, true);
+            let s = apply(client, guard, &secret).await?;
+            return Ok((secret_value(&s, KEY_FIELD), generate));
+        }
+        KeySource::Generate => build::key_secret(qc, secret_name.to_owned(), KEY_FIELD, &random_key()?, true),
+    };
+    guard.check()?;
+    match api.create(&PostParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() }, &secret).await {
+        Ok(s) => Ok((secret_value(&s, KEY_FIELD), generate)),
+        // Created meanwhile: use that one.
+        Err(kube::Error::Api(s)) if s.code == 409 => Ok((secret_value(&api.get(secret_name).await?, KEY_FIELD), generate)),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -140,4 +155,47 @@ pub async fn apply_children(client: &Client, guard: &LeadershipGuard, qc: &Qdran
         None => delete_owned::<PodDisruptionBudget>(client, guard, qc, &name).await?,
     }
     Ok(sts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    fn qc() -> QdrantCluster {
+        let spec = serde_json::from_value(serde_json::json!({"replicas": 1, "image": "qdrant/qdrant:v1.16.3", "apikey": "true"})).unwrap();
+        QdrantCluster::new("c", spec)
+    }
+
+    fn auth(local_yaml: &str) -> Secret {
+        Secret { data: Some(BTreeMap::from([("local.yaml".into(), k8s_openapi::ByteString(local_yaml.as_bytes().to_vec()))])), ..Default::default() }
+    }
+
+    #[test]
+    fn an_existing_generated_key_is_kept() {
+        let s = build::key_secret(&qc(), "c-apikey".into(), KEY_FIELD, "old-key", true);
+        assert_eq!(key_source(Some(&s), Some(&auth("service: {api_key: other}")), "api_key"), KeySource::Kept("old-key".into()));
+    }
+
+    #[test]
+    fn a_deleted_key_secret_is_restored_from_the_auth_config() {
+        let a = auth("service:\n  api_key: from-auth\n  read_only_api_key: ro\n");
+        assert_eq!(key_source(None, Some(&a), "api_key"), KeySource::Recovered("from-auth".into()));
+        assert_eq!(key_source(None, Some(&a), "read_only_api_key"), KeySource::Recovered("ro".into()));
+    }
+
+    #[test]
+    fn a_literal_key_is_replaced_and_nothing_means_generate() {
+        let literal = build::key_secret(&qc(), "c-apikey".into(), KEY_FIELD, "literal", false);
+        assert_eq!(key_source(Some(&literal), None, "api_key"), KeySource::ReplaceLiteral);
+        assert_eq!(key_source(None, None, "api_key"), KeySource::Generate);
+        assert_eq!(key_source(None, Some(&auth("service: {}")), "api_key"), KeySource::Generate);
+    }
+
+    #[test]
+    fn generated_keys_are_random_and_long() {
+        let (a, b) = (random_key().unwrap(), random_key().unwrap());
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 64);
+    }
 }

@@ -187,7 +187,8 @@ pub fn local_yaml(keys: &Keys) -> String {
     serde_yaml_ng::to_string(&json!({ "service": service })).unwrap_or_default()
 }
 
-fn secret(qc: &QdrantCluster, name: String, key: &str, value: &str, generated: bool) -> Secret {
+/// A Secret holding one key. `generated` marks a key the operator made, which it keeps forever.
+pub fn key_secret(qc: &QdrantCluster, name: String, key: &str, value: &str, generated: bool) -> Secret {
     let mut m = meta(qc, name);
     if generated {
         m.annotations = Some(BTreeMap::from([(GENERATED_ANNOTATION.into(), "true".into())]));
@@ -279,9 +280,9 @@ pub fn build(qc: &QdrantCluster, keys: &Keys, generated: (bool, bool)) -> Childr
     let name = qc.name_any();
     let spec = &qc.spec;
 
-    let api_key = keys.api.as_ref().map(|k| secret(qc, api_key_secret_name(&name), KEY_FIELD, k, generated.0));
-    let read_api_key = keys.read.as_ref().map(|k| secret(qc, read_api_key_secret_name(&name), KEY_FIELD, k, generated.1));
-    let auth_config = keys.api.is_some().then(|| secret(qc, auth_config_name(&name), "local.yaml", &local_yaml(keys), false));
+    let api_key = keys.api.as_ref().map(|k| key_secret(qc, api_key_secret_name(&name), KEY_FIELD, k, generated.0));
+    let read_api_key = keys.read.as_ref().map(|k| key_secret(qc, read_api_key_secret_name(&name), KEY_FIELD, k, generated.1));
+    let auth_config = keys.api.is_some().then(|| key_secret(qc, auth_config_name(&name), "local.yaml", &local_yaml(keys), false));
 
     let config_map = ConfigMap {
         metadata: meta(qc, name.clone()),

@@ -195,7 +195,7 @@ pub async fn run(
         }
         loop {
             metrics.clusters_managed.set(store.state().len() as i64);
-            tokio::time::sleep(Duration::from_secs(5)).await;
+            tokio::time::sleep(Duration::from_secs(1)).await;
         }
     });
     controller

@@ -56,7 +56,8 @@ pub struct Leadership {
 }
 
 impl Leadership {
-    fn initial() -> Self {
+    /// Not leading, nothing observed yet.
+    pub fn initial() -> Self {
         Leadership { is_leader: false, holder: None, transitions_observed: 0, since: Instant::now(), last_renew: None, loss_cause: None }
     }
 }
@@ -423,19 +424,6 @@ mod tests {
     use super::*;
     use crate::leader::store::memory::MemoryLeaseStore;
 
-    fn cfg(id: &str) -> ElectionConfig {
-        ElectionConfig {
-            enabled: true,
-            identity: id.into(),
-            lease_name: "qdrant-operator".into(),
-            namespace: "qdrant-operator".into(),
-            lease_duration: Duration::from_secs(15),
-            renew_deadline: Duration::from_secs(10),
-            retry_period: Duration::from_secs(2),
-            jitter: 1.2,
-        }
-    }
-
     struct Running {
         handle: ElectorHandle,
         stop: Option<oneshot::Sender<StopMode>>,
@@ -453,7 +441,7 @@ mod tests {
     }
 
     fn start(store: &MemoryLeaseStore, id: &str) -> Running {
-        let (e, handle) = Elector::new(store.handle(id), cfg(id));
+        let (e, handle) = Elector::new(store.handle(id), ElectionConfig::defaults_for(id));
         let (tx, rx) = oneshot::channel();
         let task = tokio::spawn(e.run(rx));
         Running { handle, stop: Some(tx), task }

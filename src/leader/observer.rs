@@ -103,10 +103,15 @@ impl Observer {
         let mut pod_events = watcher(self.pods.clone(), watcher::Config::default().labels(OPERATOR_POD_SELECTOR)).boxed();
         // Last known annotation of every operator Pod, from the watch.
         let mut pods: BTreeMap<String, Option<String>> = BTreeMap::new();
-        let mut prev = leadership.borrow_and_update().clone();
+        // Start from "not leading" and apply the current state as a transition, so a replica
+        // that leads from the start (single-replica mode) is reported like any other leader.
+        let mut prev = Leadership::initial();
+        let first = leadership.borrow_and_update().clone();
+        self.transition(&prev, &first);
+        let mut fix_pods = first.is_leader;
+        prev = first;
         let mut last_tick = Instant::now();
         let mut tick = tokio::time::interval(Duration::from_secs(1));
-        let mut fix_pods = false;
         loop {
             tokio::select! {
                 changed = leadership.changed() => {

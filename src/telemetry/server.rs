@@ -132,16 +132,7 @@ mod tests {
         AdminState {
             metrics: Arc::new(Metrics::new()),
             leadership: rx,
-            election: ElectionConfig {
-                enabled: true,
-                identity: "a".into(),
-                lease_name: "qdrant-operator".into(),
-                namespace: "qdrant-operator".into(),
-                lease_duration: Duration::from_secs(15),
-                renew_deadline: Duration::from_secs(10),
-                retry_period: Duration::from_secs(2),
-                jitter: 1.2,
-            },
+            election: ElectionConfig::defaults_for("a"),
             ready: Arc::new(AtomicBool::new(false)),
             controller_alive: Arc::new(AtomicBool::new(true)),
         }
