@@ -43,19 +43,15 @@ pub struct QdrantClusterSpec {
     #[schemars(length(min = 1))]
     pub image: String,
 
-    /// API key for full access: `'false'` turns authentication off, `'true'` generates a random
-    /// key once (kept in the Secret `<name>-apikey` and never regenerated), and any other value
-    /// is used as the key itself.
+    /// API key for full access: `'false'` turns authentication off, `'true'` generates a random key once (kept in the Secret `<name>-apikey` and never regenerated), and any other value is used as the key itself.
     #[serde(default = "default_false")]
     pub apikey: String,
 
-    /// Read-only API key, with the same three forms as `apikey`. Only allowed when `apikey` is
-    /// enabled. Stored in the Secret `<name>-read-apikey`.
+    /// Read-only API key, with the same three forms as `apikey`. Only allowed when `apikey` is enabled. Stored in the Secret `<name>-read-apikey`.
     #[serde(default = "default_false")]
     pub read_apikey: String,
 
-    /// Free-form Qdrant configuration, merged over the operator's defaults into
-    /// `production.yaml` (for example `{storage: {performance: {max_search_threads: 2}}}`).
+    /// Free-form Qdrant configuration, merged over the operator's defaults into `production.yaml` (for example `{storage: {performance: {max_search_threads: 2}}}`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "free_form_object")]
     pub config: Option<serde_json::Value>,
@@ -64,8 +60,7 @@ pub struct QdrantClusterSpec {
     #[serde(default)]
     pub service: ServiceType,
 
-    /// Persistent storage for `/qdrant/storage`. When absent, data lives in an emptyDir and is
-    /// lost with the pod.
+    /// Persistent storage for `/qdrant/storage`. When absent, data lives in an emptyDir and is lost with the pod.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub persistence: Option<Persistence>,
 
@@ -85,8 +80,7 @@ pub struct QdrantClusterSpec {
     #[serde(default)]
     pub additional_volumes: Vec<Volume>,
 
-    /// Extra mounts for the Qdrant container; each must name a volume from
-    /// `additionalVolumes`.
+    /// Extra mounts for the Qdrant container; each must name a volume from `additionalVolumes`.
     #[serde(default)]
     pub additional_volume_mounts: Vec<VolumeMount>,
 
@@ -106,8 +100,7 @@ pub struct QdrantClusterSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub topology_spread_constraints: Option<Vec<TopologySpreadConstraint>>,
 
-    /// Scheduled volume snapshots. Accepted for compatibility; not yet acted upon, which the
-    /// `SnapshotsSupported` condition reports.
+    /// Scheduled volume snapshots. Accepted for compatibility; not yet acted upon, which the `SnapshotsSupported` condition reports.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub volume_snapshots: Option<VolumeSnapshots>,
 }
