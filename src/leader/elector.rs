@@ -247,12 +247,12 @@ impl<S: LeaseStore> Elector<S> {
             // Another replica won the race; its write reaches us through the watch.
             Ok(Err(StoreError::Conflict | StoreError::AlreadyExists)) => {
                 tracing::debug!("lost the race for the Lease");
-                self.next_attempt = Instant::now();
+                // The record changed under us, so it counts as just observed: the winner gets
+                // a full lease duration from now even if its own write reaches us late.
                 self.observed_at = Instant::now();
                 if let Ok(Ok(v)) = timeout(rt, self.store.get()).await {
                     self.observe(v);
                 }
-                self.next_attempt = Instant::now() + self.jittered_retry();
             }
             Ok(Err(e)) => tracing::warn!(error = %e, "acquiring the Lease failed"),
             Err(_) => tracing::warn!("acquiring the Lease timed out"),
