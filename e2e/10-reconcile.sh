@@ -5,6 +5,9 @@ set -euo pipefail
 source "$(dirname "$0")/utils.sh"
 trap 'delete_qcs my-cluster' EXIT
 wait_for_operator_ready 120
+explained() { kc explain qdrantcluster.spec.replicas | grep -q "Number of Qdrant peers"; }
+# The API server publishes the CRD's OpenAPI a moment after it is established.
+wait_until 30 "kubectl explain to describe spec.replicas" explained
 
 kc apply -n "$TEST_NS" -f "$REPO_ROOT/examples/qdrant-cluster-minimal.yaml" >/dev/null
 children=("sts my-cluster" "svc my-cluster" "svc my-cluster-headless" "cm my-cluster")

@@ -15,8 +15,12 @@ failover() {
   wait_until "$limit" "a Pod other than $old to hold the Lease" new_holder_other_than "$old"
   took=$(( $(now_ms) - t0 ))
   [ "$(lease_transitions)" -eq $((before + 1)) ] || fail "leaseTransitions went from $before to $(lease_transitions), not +1"
-  # One retry period (2 s) for the signals, plus the replacement Pod's start-up.
+  # The Lease, the gauges and the annotations of the running Pods agree within one retry period
+  # (2 s); the replacement Pod's process must also be up before every Pod can be read.
+  local t1
+  t1=$(now_ms)
   wait_until 10 "the three signals to agree after the failover" signals_agree
+  info "signals agreed $(( $(now_ms) - t1 )) ms after the new holder appeared"
   old_pod_ok() { ! exists pod "$old" -n "$OPERATOR_NS" || [ "$(leader_annotation "$old")" = "false" ]; }
   wait_until 5 "the old leader $old to be gone or say false" old_pod_ok
   # Locally, the Pod's process ends (as a kubelet would end it), and every Pod has its own.

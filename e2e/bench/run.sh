@@ -96,11 +96,17 @@ mem = int(open("/proc/meminfo").read().split()[1]) // 1024 // 1024
 rustc = subprocess.run(["rustc", "--version"], capture_output=True, text=True).stdout.strip()
 print(f"""# Benchmarks
 
-Produced by `make bench` on {time.strftime('%Y-%m-%d')}: {os.cpu_count()} cores, {mem} GiB memory,
-{platform.system()} {platform.release()}; local control plane Kubernetes v1.36.3 (etcd v3.6.8,
-kwok v0.8.0); operator built with {rustc}, 3 replicas, lease duration {ld}s, renew deadline 10s,
-retry period 2s. The run took {took}s. Times come from the API server's audit log unless a row
-says otherwise; every figure is a distribution (p50 / p95 / max) or a ratio from that one run.
+Produced by `make bench` on {time.strftime('%Y-%m-%d')}.
+- Machine: {os.cpu_count()} cores, {mem} GiB memory, {platform.system()} {platform.release()}.
+- Local control plane: Kubernetes v1.36.3, etcd v3.6.8, kwok v0.8.0 (`make cluster-up`).
+- Operator: built with {rustc}, release profile; 3 replicas; lease duration {ld}s, renew
+  deadline 10s, retry period 2s (the defaults).
+- The run took {took}s.
+
+Times come from the API server's audit log unless a row says otherwise. Every figure is a
+distribution (p50 / p95 / max) or a ratio from that one run. For comparison: client-go's
+leader election needs 0 to 4.4 s for a graceful handover (polling followers) and roughly 13 to
+24 s for a crash; the older JavaScript operator needs about 25 to 36 s.
 
 {table}""")
 PY

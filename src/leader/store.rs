@@ -140,9 +140,10 @@ impl LeaseStore for KubeLeaseStore {
     }
 }
 
-/// An in-memory Lease with the API server's rules: create fails if present, update fails
+/// Test support: an in-memory Lease with the API server's rules: create fails if present, update fails
 /// unless the resourceVersion matches, every write bumps the resourceVersion, and every
 /// write is broadcast to watchers. Tests can also fail or stall requests on purpose.
+#[cfg(test)]
 pub mod memory {
     use super::*;
     use std::sync::{Arc, Mutex};

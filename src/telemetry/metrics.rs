@@ -23,8 +23,9 @@ pub struct Metrics {
     pub clusters_managed: IntGauge,
 }
 
+/// Registers a collector. Called once at start-up with static, unique names and valid label
+/// sets, so a failure here is a programming error found by the first test that runs.
 fn reg<T: prometheus::core::Collector + Clone + 'static>(r: &Registry, c: T) -> T {
-    // Names are static and unique, so registration cannot fail at run time.
     r.register(Box::new(c.clone())).expect("metric registered twice");
     c
 }
@@ -32,7 +33,7 @@ fn reg<T: prometheus::core::Collector + Clone + 'static>(r: &Registry, c: T) -> 
 impl Metrics {
     pub fn new() -> Self {
         let r = Registry::new();
-        let m = Metrics {
+        Metrics {
             operator_leader: reg(&r, IntGaugeVec::new(Opts::new("operator_leader", "1 while this replica holds the leader Lease, else 0"), &["pod"]).unwrap()),
             leader_transitions_total: reg(&r, IntCounterVec::new(Opts::new("operator_leader_transitions_total", "Times this replica became leader"), &["pod"]).unwrap()),
             time_as_leader_seconds_total: reg(&r, CounterVec::new(Opts::new("operator_time_as_leader_seconds_total", "Seconds this replica has spent as leader"), &["pod"]).unwrap()),
@@ -47,8 +48,7 @@ impl Metrics {
             errors_total: reg(&r, IntCounterVec::new(Opts::new("qdrant_operator_errors_total", "Reconcile errors by category"), &["type"]).unwrap()),
             clusters_managed: reg(&r, IntGauge::new("qdrant_operator_clusters_managed", "QdrantClusters in the watched namespaces").unwrap()),
             registry: r,
-        };
-        m
+        }
     }
 
     /// Exports every per-pod series at zero from start-up, so `sum(operator_leader)` counts
