@@ -114,8 +114,10 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let was_leader = leadership.borrow().is_leader;
     tracing::info!(identity = %election.identity, leader = was_leader, "shutting down");
     stop_controller.cancel();
+    // One deadline for the whole drain, so it fits in the Pod's termination grace period.
+    let deadline = Instant::now() + cfg.drain_timeout;
     let drained = terms.drain(cfg.drain_timeout).await
-        && tokio::time::timeout(cfg.drain_timeout, &mut controller_task).await.is_ok();
+        && tokio::time::timeout_at(deadline, &mut controller_task).await.is_ok();
     if was_leader && drained && election.enabled {
         // Still the leader here: the guard lets this last write through.
         if let Err(e) = observer.annotate(&election.identity, false).await {
