@@ -16,8 +16,8 @@ fi
 BINARY=${OPERATOR_BINARY:-$ROOT/target/release/qdrant-operator}
 if $LOCAL && [ -z "${OPERATOR_BINARY:-}" ]; then
   t0=$SECONDS
-  log "building the release binary"
-  (cd "$ROOT" && cargo build --release --locked --bin qdrant-operator 2>&1 | tail -n 2 >&2)
+  log "building the release binary (a few minutes the first time; cargo shows its progress)"
+  (cd "$ROOT" && cargo build --release --locked --bin qdrant-operator >&2)
   log "built in $((SECONDS - t0))s"
 fi
 if $LOCAL; then
