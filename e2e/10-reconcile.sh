@@ -31,11 +31,11 @@ info "scaled to 3 with kubectl scale; PDB present"
 
 kc scale qc my-cluster -n "$TEST_NS" --replicas=1 >/dev/null
 wait_until 30 "my-cluster to converge at 1 replica" qc_converged my-cluster
-wait_until 10 "PodDisruptionBudget removed at 1 replica" bash -c "! $KUBECTL get pdb my-cluster -n $TEST_NS >/dev/null 2>&1"
+wait_until 10 "PodDisruptionBudget removed at 1 replica" absent pdb my-cluster -n "$TEST_NS"
 info "scaled back to 1; PDB removed"
 
 kc delete qc my-cluster -n "$TEST_NS" --wait=true >/dev/null
 for c in "${children[@]}"; do
-  wait_until 30 "$c garbage-collected" bash -c "! $KUBECTL get $c -n $TEST_NS >/dev/null 2>&1"
+  wait_until 30 "$c garbage-collected" absent $c -n "$TEST_NS"
 done
 info "deleting the CR garbage-collected its children"

@@ -30,7 +30,7 @@ info "no resourceVersion moved in 30 s across ${#objects[@]} objects; the genera
 # Turning authentication off removes the derived auth config but keeps the generated keys;
 # turning it back on restores the very same key rather than generating a new one.
 kc patch qc idem -n "$TEST_NS" --type merge -p '{"spec":{"apikey":"false","readApikey":"false"}}' >/dev/null
-wait_until 10 "the auth config Secret to be deleted" bash -c "! $KUBECTL get secret idem-auth-config -n $TEST_NS >/dev/null 2>&1"
+wait_until 10 "the auth config Secret to be deleted" absent secret idem-auth-config -n "$TEST_NS"
 exists secret idem-apikey -n "$TEST_NS" || fail "the generated key Secret was deleted"
 kc patch qc idem -n "$TEST_NS" --type merge -p '{"spec":{"apikey":"true"}}' >/dev/null
 wait_until 10 "the auth config Secret to come back" exists secret idem-auth-config -n "$TEST_NS"

@@ -8,10 +8,11 @@ failover() {
   local mode=$1 limit=$2 qc=$3 old t0 took replicas before
   wait_until 60 "signals to agree before the failover" signals_agree
   before=$(lease_transitions)
+  old=$(get_leader_pod) || fail "no single leader to delete"
   local old_pid=""
-  old_pid=$(cat "$E2E_STATE/pods/$(lease_holder).pid" 2>/dev/null || true)
+  old_pid=$(cat "$E2E_STATE/pods/$old.pid" 2>/dev/null || true)
   t0=$(now_ms)
-  if [ "$mode" = force ]; then old=$(delete_leader --force); else old=$(delete_leader); fi
+  if [ "$mode" = force ]; then delete_operator_pod "$old" --force; else delete_operator_pod "$old"; fi
   wait_until "$limit" "a Pod other than $old to hold the Lease" new_holder_other_than "$old"
   took=$(( $(now_ms) - t0 ))
   [ "$(lease_transitions)" -eq $((before + 1)) ] || fail "leaseTransitions went from $before to $(lease_transitions), not +1"

@@ -182,6 +182,7 @@ qc_converged() {
 }
 
 exists() { kc get "$@" >/dev/null 2>&1; }
+absent() { ! exists "$@"; }
 
 # owned_by_qc KIND NAME QC: the object has a controller owner reference to the QdrantCluster.
 owned_by_qc() {
@@ -198,7 +199,7 @@ delete_qcs() {
   local n
   kc delete qc "$@" -n "$TEST_NS" --ignore-not-found --wait=true >/dev/null 2>&1 || true
   for n in "$@"; do
-    wait_until 60 "StatefulSet $n garbage-collected" bash -c "! $KUBECTL get sts $n -n $TEST_NS >/dev/null 2>&1"
+    wait_until 60 "StatefulSet $n garbage-collected" absent sts "$n" -n "$TEST_NS"
   done
 }
 
@@ -218,15 +219,20 @@ EOF
 
 # --- operator Pod deletion ---
 
+# delete_operator_pod POD [--force]: deletes an operator Pod, gracefully or forced.
+delete_operator_pod() {
+  if [ "${2:-}" = "--force" ]; then
+    kc delete pod "$1" -n "$OPERATOR_NS" --grace-period=0 --force --wait=false >/dev/null 2>&1
+  else
+    kc delete pod "$1" -n "$OPERATOR_NS" --wait=false >/dev/null
+  fi
+}
+
 # delete_leader [--force]: deletes the current leader Pod and prints its name.
 delete_leader() {
   local leader
   leader=$(get_leader_pod) || fail "no single leader to delete"
-  if [ "${1:-}" = "--force" ]; then
-    kc delete pod "$leader" -n "$OPERATOR_NS" --grace-period=0 --force --wait=false >/dev/null 2>&1
-  else
-    kc delete pod "$leader" -n "$OPERATOR_NS" --wait=false >/dev/null
-  fi
+  delete_operator_pod "$leader" "$@"
   echo "$leader"
 }
 

@@ -74,7 +74,9 @@ mark kind=many_running
 echo "[bench] steady state: $MANY idle clusters for ${IDLE_SECONDS}s" >&2
 wait_for_operator_ready 60
 leader=$(get_leader_pod)
-follower=$(operator_pods | grep -vx "$leader" | head -n 1)
+follower=""
+for p in $(operator_pods); do [ "$p" = "$leader" ] || { follower=$p; break; }; done
+[ -n "$follower" ] || fail "no follower Pod"
 sleep 5 # let the last status writes of the throughput run settle before the window opens
 mark kind=idle_start leader="$leader" follower="$follower" \
   leader_cpu="$(python3 e2e/bench/proc.py cpu "$(cat "$E2E_STATE/pods/$leader.pid")")" \

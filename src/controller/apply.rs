@@ -94,11 +94,12 @@ pub fn key_source(key_secret: Option<&Secret>, auth_config: Option<&Secret>, aut
 /// Resolves one key setting to its value, and whether it is a generated one. A new key is
 /// created with a plain create, which fails rather than overwrite one created concurrently.
 async fn resolve_key(client: &Client, guard: &LeadershipGuard, qc: &QdrantCluster, setting: KeySetting, secret_name: &str, auth_field: &str) -> Result<(Option<String>, bool), Error> {
-    let generate = match setting {
+    match setting {
         KeySetting::Off => return Ok((None, false)),
         KeySetting::Literal(k) => return Ok((Some(k), false)),
-        KeySetting::Generate => true,
-    };
+        KeySetting::Generate => {}
+    }
+    // From here on the key is a generated one.
     let api: Api<Secret> = Api::namespaced(client.clone(), &qc.namespace().unwrap_or_default());
     let existing = api.get_opt(secret_name).await?;
     let auth = match existing {
@@ -106,23 +107,23 @@ async fn resolve_key(client: &Client, guard: &LeadershipGuard, qc: &QdrantCluste
         None => api.get_opt(&build::auth_config_name(&qc.name_any())).await?,
     };
     let secret = match key_source(existing.as_ref(), auth.as_ref(), auth_field) {
-        KeySource::Kept(v) => return Ok((Some(v), generate)),
+        KeySource::Kept(v) => return Ok((Some(v), true)),
         KeySource::Recovered(v) => {
             tracing::warn!(secret = secret_name, "key Secret was deleted; restoring the same key from the auth config");
-            return Ok((Some(v), generate));
+            return Ok((Some(v), true));
         }
         KeySource::ReplaceLiteral => {
             let secret = build::key_secret(qc, secret_name.to_owned(), KEY_FIELD, &random_key()?, true);
             let s = apply(client, guard, &secret).await?;
-            return Ok((secret_value(&s, KEY_FIELD), generate));
+            return Ok((secret_value(&s, KEY_FIELD), true));
         }
         KeySource::Generate => build::key_secret(qc, secret_name.to_owned(), KEY_FIELD, &random_key()?, true),
     };
     guard.check()?;
     match api.create(&PostParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() }, &secret).await {
-        Ok(s) => Ok((secret_value(&s, KEY_FIELD), generate)),
+        Ok(s) => Ok((secret_value(&s, KEY_FIELD), true)),
         // Created meanwhile: use that one.
-        Err(kube::Error::Api(s)) if s.code == 409 => Ok((secret_value(&api.get(secret_name).await?, KEY_FIELD), generate)),
+        Err(kube::Error::Api(s)) if s.code == 409 => Ok((secret_value(&api.get(secret_name).await?, KEY_FIELD), true)),
         Err(e) => Err(e.into()),
     }
 }

@@ -24,8 +24,7 @@ fn previous(qc: &QdrantCluster) -> Vec<Condition> {
 }
 
 fn snapshots_condition(qc: &QdrantCluster, prev: &[Condition], now: &Time) -> Option<Condition> {
-    let vs = qc.spec.volume_snapshots.as_ref().filter(|v| v.enabled)?;
-    let _ = vs;
+    qc.spec.volume_snapshots.as_ref().filter(|v| v.enabled)?;
     Some(condition("SnapshotsSupported", false, "NotImplemented", "spec.volumeSnapshots is accepted but not acted upon yet", qc.metadata.generation, prev, now))
 }
 
