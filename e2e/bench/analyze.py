@@ -97,8 +97,13 @@ if "idle_start" in mk and "idle_end" in mk:
     child_writes = sum(v for (verb, r), v in other.items() if r in child)
     lists = sum(1 for e in win if e["verb"] == "list")
     detail = ", ".join(f"{verb} {r}: {v / minutes:.1f}/min" for (verb, r), v in sorted(w.items())) or "none"
+    # Renewals per minute from the mean interval between consecutive renewals: counting them
+    # in a fixed window gives 150 or 151 for a 2 s period depending on where the window starts.
+    renew_times = sorted(e["recv"] for e in win if is_lease(e) and e["verb"] == "update" and ok(e))
+    renew_rate = (len(renew_times) - 1) / (renew_times[-1] - renew_times[0]) * 60 if len(renew_times) > 1 else 0.0
+    detail += f"; Lease renewals: {len(renew_times)} in the window, one every {60 / renew_rate:.3f} s = {renew_rate:.1f}/min" if renew_rate else ""
     rows.append((f"Steady state, {len(many_sts) if many_sts else '?'} idle clusters, {minutes:.1f} min: operator writes per minute",
-                 detail, "Lease renewals only, ≤ 30/min", lease_writes / minutes <= 30 and not other))
+                 detail, "Lease renewals only, ≤ 30/min", renew_rate <= 30.05 and not other))
     rows.append(("Steady state: writes to QdrantClusters or their children", f"{child_writes}", "0", child_writes == 0))
     rows.append(("Steady state: LIST requests of all replicas (reads are served by watches)", f"{lists} ({lists / minutes:.1f}/min)", "(reported)", None))
     cpu_l = (float(b["leader_cpu"]) - float(a["leader_cpu"])) / minutes
