@@ -4,13 +4,13 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use anyhow::Context as _;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::controller::{self, Context};
+use crate::kube_client;
 use crate::leader::elector::{Elector, Leadership, StopMode};
 use crate::leader::observer::Observer;
 use crate::leader::store::KubeLeaseStore;
@@ -35,7 +35,7 @@ async fn terminate_signal() {
 }
 
 pub async fn run(cfg: Config) -> anyhow::Result<()> {
-    let client = kube::Client::try_default().await.context("building the Kubernetes client (in-cluster config or KUBECONFIG)")?;
+    let clients = kube_client::clients().await?;
     let metrics = Arc::new(Metrics::new());
     let election = cfg.election.clone();
     let terms = Terms::new();
@@ -46,7 +46,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     // life of the process, so that readers never see the channel closed.
     let mut _standalone_leadership = None;
     let (guard, leadership, elector_stop, elector_task) = if election.enabled {
-        let store = KubeLeaseStore::new(client.clone(), &election.namespace, &election.lease_name);
+        let store = KubeLeaseStore::new(&clients, &election.namespace, &election.lease_name);
         let (elector, handle) = Elector::new(store, election.clone());
         let (stop_tx, stop_rx) = oneshot::channel();
         let task = tokio::spawn(elector.with_renew_events(renew_tx).run(stop_rx));
@@ -62,18 +62,13 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     };
     tracing::info!(identity = %election.identity, leader_election = election.enabled, lease = %election.lease_name, namespace = %election.namespace, "starting");
 
-    let observer = Observer::new(client.clone(), election.clone(), metrics.clone(), guard.clone());
-    tokio::spawn(observer.clone().run(leadership.clone(), renew_rx));
+    let observer = Observer::new(&clients, election.clone(), metrics.clone(), guard.clone());
+    let mut observer_task = tokio::spawn(observer.clone().run(leadership.clone(), renew_rx));
 
     // Follows leadership: opens a term (and a full reconcile) on gain, ends it on loss.
-    let (stuck_tx, mut stuck_rx) = mpsc::channel(1);
-    tokio::spawn({
+    let mut term_task = tokio::spawn({
         let (terms, leadership, bound) = (terms.clone(), leadership.clone(), election.renew_deadline);
-        async move {
-            if let Err(e) = terms.follow(leadership, bound, full_reconcile_tx).await {
-                let _ = stuck_tx.send(e).await;
-            }
-        }
+        async move { terms.follow(leadership, bound, full_reconcile_tx).await }
     });
 
     let ready = Arc::new(AtomicBool::new(false));
@@ -81,10 +76,11 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let admin = AdminState { metrics: metrics.clone(), leadership: leadership.clone(), election: election.clone(), ready: ready.clone(), controller_alive: controller_alive.clone() };
     let mut admin_task = tokio::spawn(server::serve(cfg.admin_addr, admin));
 
-    let ctx = Arc::new(Context::new(client.clone(), guard.clone(), terms.clone(), metrics.clone(), &election.identity));
+    let ctx = Arc::new(Context::new(clients.requests.clone(), guard.clone(), terms.clone(), metrics.clone(), &election.identity));
     let stop_controller = CancellationToken::new();
     let mut controller_task = tokio::spawn(controller::run(
         ctx,
+        clients.watches.clone(),
         cfg.namespace.clone(),
         tokio_stream(full_reconcile_rx),
         stop_controller.clone().cancelled_owned(),
@@ -101,9 +97,13 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         r = &mut admin_task => {
             anyhow::bail!("the admin server stopped: {}", match r { Ok(Err(e)) => format!("{e:#}"), other => format!("{other:?}") });
         }
-        Some(e) = stuck_rx.recv() => {
+        r = &mut term_task => match r {
             // A zombie writer is worse than a restart.
-            anyhow::bail!("{e}");
+            Ok(Err(stuck)) => anyhow::bail!("{stuck}"),
+            other => anyhow::bail!("the leadership follower stopped unexpectedly: {other:?}"),
+        },
+        r = &mut observer_task => {
+            anyhow::bail!("the leadership observer stopped unexpectedly: {r:?}");
         }
         r = async { match elector_task.as_mut() { Some(t) => t.await, None => futures::future::pending().await } } => {
             anyhow::bail!("the elector stopped unexpectedly: {r:?}");
@@ -120,7 +120,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         && tokio::time::timeout_at(deadline, &mut controller_task).await.is_ok();
     if was_leader && drained && election.enabled {
         // Still the leader here: the guard lets this last write through.
-        if let Err(e) = observer.annotate(&election.identity, false).await {
+        if let Err(e) = observer.retire().await {
             tracing::warn!(error = %e, "clearing the leader annotation failed");
         }
     }

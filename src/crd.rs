@@ -254,18 +254,6 @@ pub enum Phase {
     Error,
 }
 
-impl Phase {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Phase::Pending => "Pending",
-            Phase::Running => "Running",
-            Phase::Healthy => "Healthy",
-            Phase::OperationInProgress => "OperationInProgress",
-            Phase::Error => "Error",
-        }
-    }
-}
-
 /// The value of `apikey`/`readApikey`, decoded from its three string forms.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum KeySetting {

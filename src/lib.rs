@@ -7,6 +7,7 @@ pub mod app;
 pub mod config;
 pub mod controller;
 pub mod crd;
+pub mod kube_client;
 pub mod leader;
 pub mod telemetry;
 

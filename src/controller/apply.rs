@@ -4,14 +4,15 @@
 use std::fmt::Debug;
 
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::NamespaceResourceScope;
-use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
+use kube::api::{DeleteParams, ObjectMeta, Patch, PatchParams, PostParams};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde::{de::DeserializeOwned, Serialize};
 
-use super::build::{self, Children, Keys, GENERATED_ANNOTATION, KEY_FIELD};
+use super::build::{self, ChildKind, Children, Keys, GENERATED_ANNOTATION, KEY_FIELD};
+use super::validate::SecretRef;
 use crate::crd::{KeySetting, QdrantCluster};
 use crate::leader::LeadershipGuard;
 use crate::Error;
@@ -24,9 +25,69 @@ where
     K: Resource<Scope = NamespaceResourceScope, DynamicType = ()> + Clone + DeserializeOwned + Serialize + Debug,
 {
     let api: Api<K> = Api::namespaced(client.clone(), obj.meta().namespace.as_deref().unwrap_or_default());
+    // `force` takes fields over from other managers (a `kubectl edit` is drift to repair).
+    // It never takes over an object: `name_conflicts` has checked that this one is ours.
     let params = PatchParams::apply(FIELD_MANAGER).force();
-    guard.check()?;
-    Ok(api.patch(&obj.name_any(), &params, &Patch::Apply(obj)).await?)
+    Ok(guard.write(api.patch(&obj.name_any(), &params, &Patch::Apply(obj))).await??)
+}
+
+/// True when `meta` names this cluster as an owner.
+fn owned_by(qc: &QdrantCluster, meta: &ObjectMeta) -> bool {
+    let uid = qc.uid();
+    meta.owner_references.iter().flatten().any(|o| Some(&o.uid) == uid.as_ref())
+}
+
+async fn metadata_of<K>(client: &Client, namespace: &str, name: &str) -> Result<Option<ObjectMeta>, Error>
+where
+    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()> + Clone + DeserializeOwned + Debug,
+{
+    let api: Api<K> = Api::namespaced(client.clone(), namespace);
+    Ok(api.get_metadata_opt(name).await?.map(|m| m.metadata))
+}
+
+/// Every object the cluster would write that exists and is not its own: another cluster's
+/// child with the same name (`a` and `a-headless` both want the Service `a-headless`), or a
+/// user's object. Such objects are never overwritten; each conflict is described for the
+/// status, naming the object and its owner.
+pub async fn name_conflicts(client: &Client, qc: &QdrantCluster, planned: &[(ChildKind, String)]) -> Result<Vec<String>, Error> {
+    let ns = qc.namespace().unwrap_or_default();
+    let mut conflicts = Vec::new();
+    for (kind, name) in planned {
+        let meta = match kind {
+            ChildKind::Secret => metadata_of::<Secret>(client, &ns, name).await?,
+            ChildKind::ConfigMap => metadata_of::<ConfigMap>(client, &ns, name).await?,
+            ChildKind::Service => metadata_of::<Service>(client, &ns, name).await?,
+            ChildKind::StatefulSet => metadata_of::<StatefulSet>(client, &ns, name).await?,
+            ChildKind::PodDisruptionBudget => metadata_of::<PodDisruptionBudget>(client, &ns, name).await?,
+        };
+        let Some(meta) = meta.filter(|m| !owned_by(qc, m)) else { continue };
+        let owner = match meta.owner_references.iter().flatten().find(|o| o.controller == Some(true)) {
+            Some(o) => format!("is owned by {} {}", o.kind, o.name),
+            None => "is not owned by this cluster".into(),
+        };
+        conflicts.push(format!("{kind} {ns}/{name} already exists and {owner}; it is left as it is"));
+    }
+    Ok(conflicts)
+}
+
+/// Every Secret the pods need that is missing, or lacks a key they need, described for
+/// the status.
+pub async fn missing_secrets(client: &Client, qc: &QdrantCluster, refs: &[SecretRef]) -> Result<Vec<String>, Error> {
+    let ns = qc.namespace().unwrap_or_default();
+    let api: Api<Secret> = Api::namespaced(client.clone(), &ns);
+    let mut missing = Vec::new();
+    for r in refs {
+        match api.get_opt(&r.name).await? {
+            None => missing.push(format!("Secret {ns}/{} ({}) does not exist", r.name, r.field)),
+            Some(s) => {
+                let absent: Vec<&str> = r.keys.iter().copied().filter(|k| !s.data.as_ref().is_some_and(|d| d.contains_key(*k))).collect();
+                if !absent.is_empty() {
+                    missing.push(format!("Secret {ns}/{} ({}) has no key {}", r.name, r.field, absent.join(", ")));
+                }
+            }
+        }
+    }
+    Ok(missing)
 }
 
 /// Deletes a child that is no longer wanted, if it exists and this cluster owns it. Reads
@@ -36,13 +97,11 @@ where
     K: Resource<Scope = NamespaceResourceScope, DynamicType = ()> + Clone + DeserializeOwned + Debug,
 {
     let api: Api<K> = Api::namespaced(client.clone(), &qc.namespace().unwrap_or_default());
-    let Some(existing) = api.get_opt(name).await? else { return Ok(()) };
-    let uid = qc.uid();
-    if !existing.owner_references().iter().any(|o| Some(&o.uid) == uid.as_ref()) {
+    let Some(existing) = api.get_metadata_opt(name).await? else { return Ok(()) };
+    if !owned_by(qc, &existing.metadata) {
         return Ok(());
     }
-    guard.check()?;
-    match api.delete(name, &DeleteParams::default()).await {
+    match guard.write(api.delete(name, &DeleteParams::default())).await? {
         Ok(_) => Ok(()),
         Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
         Err(e) => Err(e.into()),
@@ -119,8 +178,7 @@ async fn resolve_key(client: &Client, guard: &LeadershipGuard, qc: &QdrantCluste
         }
         KeySource::Generate => build::key_secret(qc, secret_name.to_owned(), KEY_FIELD, &random_key()?, true),
     };
-    guard.check()?;
-    match api.create(&PostParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() }, &secret).await {
+    match guard.write(api.create(&PostParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() }, &secret)).await? {
         Ok(s) => Ok((secret_value(&s, KEY_FIELD), true)),
         // Created meanwhile: use that one.
         Err(kube::Error::Api(s)) if s.code == 409 => Ok((secret_value(&api.get(secret_name).await?, KEY_FIELD), true)),

@@ -20,7 +20,7 @@ use kube::{Resource, ResourceExt};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-use crate::crd::{CpuMemory, QdrantCluster};
+use crate::crd::{CpuMemory, KeySetting, QdrantCluster};
 
 pub const HTTP_PORT: i32 = 6333;
 pub const GRPC_PORT: i32 = 6334;
@@ -56,6 +56,45 @@ pub struct Children {
     pub stateful_set: StatefulSet,
     /// `None` when replicas <= 1: a PDB then would block every voluntary eviction.
     pub pdb: Option<PodDisruptionBudget>,
+}
+
+/// The kinds of object a cluster has, for the ownership check before anything is written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ChildKind {
+    Secret,
+    ConfigMap,
+    Service,
+    StatefulSet,
+    PodDisruptionBudget,
+}
+
+impl std::fmt::Display for ChildKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self, f)
+    }
+}
+
+impl Children {
+    /// Kind and name of every object that apply writes, in apply order. Destructures
+    /// completely, like apply, so that a new child cannot escape the ownership check.
+    pub fn refs(&self) -> Vec<(ChildKind, String)> {
+        let Children { api_key, read_api_key, auth_config, config_map, headless_service, client_service, stateful_set, pdb } = self;
+        let mut refs: Vec<(ChildKind, String)> = [api_key, read_api_key, auth_config].into_iter().flatten().map(|s| (ChildKind::Secret, s.name_any())).collect();
+        refs.push((ChildKind::ConfigMap, config_map.name_any()));
+        refs.push((ChildKind::Service, headless_service.name_any()));
+        refs.push((ChildKind::Service, client_service.name_any()));
+        refs.push((ChildKind::StatefulSet, stateful_set.name_any()));
+        refs.extend(pdb.iter().map(|p| (ChildKind::PodDisruptionBudget, p.name_any())));
+        refs
+    }
+}
+
+/// Kind and name of every object the spec makes apply write, without any I/O: the builders
+/// themselves, run with placeholder keys, so the list cannot drift from what is built.
+pub fn planned_children(qc: &QdrantCluster) -> Vec<(ChildKind, String)> {
+    let placeholder = |s: KeySetting| (s != KeySetting::Off).then(String::new);
+    let keys = Keys { api: placeholder(qc.spec.apikey_setting()), read: placeholder(qc.spec.read_apikey_setting()) };
+    build(qc, &keys, (false, false)).refs()
 }
 
 pub fn headless_name(name: &str) -> String {
@@ -469,6 +508,13 @@ mod tests {
         qc
     }
 
+    fn cluster(spec: serde_json::Value) -> QdrantCluster {
+        let mut qc = QdrantCluster::new("my-cluster", serde_json::from_value(spec).unwrap());
+        qc.metadata.namespace = Some("default".into());
+        qc.metadata.uid = Some("uid-1".into());
+        qc
+    }
+
     fn pod_spec(c: &Children) -> &PodSpec {
         c.stateful_set.spec.as_ref().unwrap().template.spec.as_ref().unwrap()
     }
@@ -621,5 +667,19 @@ mod tests {
         let keyed = build(&qc, &Keys { api: Some("x".into()), read: None }, (false, false));
         let rekeyed = build(&qc, &Keys { api: Some("y".into()), read: None }, (false, false));
         assert_ne!(sum(&keyed), sum(&rekeyed));
+    }
+
+    #[test]
+    fn planned_children_are_exactly_what_is_built() {
+        for (apikey, read, replicas) in [("false", "false", 1), ("true", "false", 3), ("true", "ro-key", 2), ("lit", "true", 1)] {
+            let qc = cluster(serde_json::json!({"replicas": replicas, "image": "qdrant/qdrant:v1.16.3", "apikey": apikey, "readApikey": read}));
+            let keys = Keys { api: (apikey != "false").then(|| "k".into()), read: (read != "false").then(|| "r".into()) };
+            assert_eq!(planned_children(&qc), build(&qc, &keys, (true, true)).refs(), "apikey={apikey} readApikey={read} replicas={replicas}");
+        }
+        let qc = cluster(serde_json::json!({"replicas": 3, "image": "qdrant/qdrant:v1.16.3", "apikey": "true", "readApikey": "true"}));
+        let planned = planned_children(&qc);
+        assert_eq!(planned.len(), 8, "{planned:?}");
+        assert!(planned.contains(&(ChildKind::Service, "my-cluster-headless".into())));
+        assert!(planned.contains(&(ChildKind::PodDisruptionBudget, "my-cluster".into())));
     }
 }

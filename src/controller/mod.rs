@@ -5,18 +5,21 @@
 
 pub mod apply;
 pub mod build;
+pub mod decode;
 pub mod status;
 pub mod validate;
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::{Stream, StreamExt};
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::api::core::v1::ObjectReference;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
@@ -25,6 +28,8 @@ use kube::{Api, Client, Resource, ResourceExt};
 use tokio::time::Instant;
 
 use crate::crd::{QdrantCluster, QdrantClusterStatus};
+use crate::kube_client::watch_backoff;
+use decode::{Stored, Undecodable};
 use crate::leader::term::Terms;
 use crate::leader::LeadershipGuard;
 use crate::telemetry::metrics::Metrics;
@@ -32,30 +37,50 @@ use crate::Error;
 use apply::FIELD_MANAGER;
 use build::MANAGED_BY_SELECTOR;
 
+/// A cluster blocked on something only the user can fix (a name conflict, a missing Secret)
+/// is looked at again this often: the objects involved are not ours, so no watch tells us
+/// when they change.
+const RECHECK: Duration = Duration::from_secs(20);
+/// Retries of failed reconciles back off per object, from this...
+const RETRY_MIN: Duration = Duration::from_secs(1);
+/// ...doubling up to this.
+const RETRY_MAX: Duration = Duration::from_secs(300);
+
 pub struct Context {
     pub client: Client,
     pub guard: LeadershipGuard,
     pub terms: Terms,
     pub metrics: Arc<Metrics>,
     pub recorder: Recorder,
+    /// Consecutive failed reconciles per object (`namespace/name`), for the backoff.
+    failures: Mutex<HashMap<String, u32>>,
 }
 
 impl Context {
     pub fn new(client: Client, guard: LeadershipGuard, terms: Terms, metrics: Arc<Metrics>, identity: &str) -> Self {
         let reporter = Reporter { controller: "qdrant-operator".into(), instance: Some(identity.into()) };
-        Context { recorder: Recorder::new(client.clone(), reporter), client, guard, terms, metrics }
+        Context { recorder: Recorder::new(client.clone(), reporter), client, guard, terms, metrics, failures: Mutex::default() }
     }
 
     /// Publishes an Event on a QdrantCluster. Events on CRs are writes of the leader, so they
     /// pass the guard; failing to publish one never fails a reconcile.
-    async fn event(&self, qc: &QdrantCluster, type_: EventType, reason: &str, note: String) {
-        if self.guard.check().is_err() {
-            return;
-        }
+    async fn event(&self, obj: &ObjectReference, type_: EventType, reason: &str, note: String) {
         let ev = Event { type_, reason: reason.into(), note: Some(note), action: "Reconcile".into(), secondary: None };
-        if let Err(e) = self.recorder.publish(&ev, &qc.object_ref(&())).await {
-            tracing::warn!(error = %e, "publishing an Event failed");
+        match self.guard.write(self.recorder.publish(&ev, obj)).await {
+            Ok(Err(e)) => tracing::warn!(error = %e, "publishing an Event failed"),
+            Ok(Ok(())) | Err(_) => {}
         }
+    }
+
+    fn failures(&self) -> std::sync::MutexGuard<'_, HashMap<String, u32>> {
+        self.failures.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The pause before retrying an object whose reconcile failed `n` times in a row:
+    /// doubling from [`RETRY_MIN`] to [`RETRY_MAX`], with up to 10 % jitter.
+    fn retry_after(n: u32) -> Duration {
+        let base = RETRY_MIN.saturating_mul(1u32 << n.saturating_sub(1).min(16)).min(RETRY_MAX);
+        base.mul_f64(1.0 + fastrand::f64() * 0.1)
     }
 }
 
@@ -63,19 +88,33 @@ fn now() -> Time {
     Time(jiff::Timestamp::now())
 }
 
-async fn write_status(ctx: &Context, qc: &QdrantCluster, status: &QdrantClusterStatus) -> Result<bool, Error> {
-    if qc.status.as_ref() == Some(status) {
+fn key(meta: &ObjectMeta) -> String {
+    format!("{}/{}", meta.namespace.as_deref().unwrap_or_default(), meta.name.as_deref().unwrap_or_default())
+}
+
+/// Writes the status when it differs from `old`, through the guard.
+async fn write_status(ctx: &Context, meta: &ObjectMeta, old: Option<&QdrantClusterStatus>, status: &QdrantClusterStatus) -> Result<bool, Error> {
+    if old == Some(status) {
         return Ok(false);
     }
-    let api: Api<QdrantCluster> = Api::namespaced(ctx.client.clone(), &qc.namespace().unwrap_or_default());
+    let api: Api<QdrantCluster> = Api::namespaced(ctx.client.clone(), meta.namespace.as_deref().unwrap_or_default());
     let patch = serde_json::json!({
         "apiVersion": "qdrant.operator/v1alpha1",
         "kind": "QdrantCluster",
         "status": status,
     });
-    ctx.guard.check()?;
-    api.patch_status(&qc.name_any(), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch)).await?;
+    let name = meta.name.as_deref().unwrap_or_default();
+    ctx.guard.write(api.patch_status(name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch))).await??;
     Ok(true)
+}
+
+/// Reports a cluster that waits for the user: status, and an Event when the status changed.
+async fn block(ctx: &Context, qc: &QdrantCluster, reason: &str, message: String) -> Result<(), Error> {
+    let st = status::blocked_on(qc, reason, &message, &now());
+    if write_status(ctx, &qc.metadata, qc.status.as_ref(), &st).await? {
+        ctx.event(&qc.object_ref(&()), EventType::Warning, reason, message).await;
+    }
+    Ok(())
 }
 
 /// Apply errors that only the user can fix: retrying does not help, the status must say it.
@@ -86,17 +125,46 @@ fn user_error(e: &Error) -> Option<String> {
     }
 }
 
-async fn reconcile_inner(qc: &QdrantCluster, ctx: &Context) -> Result<Action, Error> {
+/// Reports an object our types cannot decode, on the object itself: nothing else can be
+/// done with it until it is fixed, and its next change brings it back here.
+async fn report_undecodable(ctx: &Context, stored: &Stored, u: &Undecodable) -> Result<Action, Error> {
+    let message = format!("the stored object cannot be decoded, so it is not acted upon: {}", u.error);
+    let name = u.metadata.name.as_deref().unwrap_or_default();
+    tracing::warn!(cluster = name, namespace = u.metadata.namespace.as_deref().unwrap_or_default(), error = %u.error, "undecodable QdrantCluster");
+    let st = status::blocked(name, u.metadata.generation, u.status.as_ref(), "Undecodable", &message, &now());
+    if write_status(ctx, &u.metadata, u.status.as_ref(), &st).await? {
+        ctx.event(&stored.object_ref(&()), EventType::Warning, "Undecodable", message).await;
+    }
+    Ok(Action::await_change())
+}
+
+async fn reconcile_inner(cached: &Stored, ctx: &Context) -> Result<Action, Error> {
+    // Act on the object as it is now, not as the cache last saw it: after an API-server
+    // outage the cache can be behind, and a new leader must not apply an old spec.
+    let api: Api<Stored> = Api::namespaced(ctx.client.clone(), cached.meta().namespace.as_deref().unwrap_or_default());
+    let Some(stored) = api.get_opt(&cached.name_any()).await? else { return Ok(Action::await_change()) };
+    let qc = match &stored.0 {
+        Ok(qc) => qc,
+        Err(u) => return report_undecodable(ctx, &stored, u).await,
+    };
     if qc.metadata.deletion_timestamp.is_some() {
         // Children carry owner references; the garbage collector removes them.
         return Ok(Action::await_change());
     }
     if let Err(problems) = validate::validate(qc) {
-        let st = status::invalid(qc, &problems, &now());
-        if write_status(ctx, qc, &st).await? {
-            ctx.event(qc, EventType::Warning, "InvalidSpec", st.message.clone().unwrap_or_default()).await;
-        }
+        block(ctx, qc, "InvalidSpec", problems.join("; ")).await?;
         return Ok(Action::await_change());
+    }
+    // Nothing is written unless every object it would write is this cluster's own or new.
+    let conflicts = apply::name_conflicts(&ctx.client, qc, &build::planned_children(qc)).await?;
+    if !conflicts.is_empty() {
+        block(ctx, qc, "NameConflict", conflicts.join("; ")).await?;
+        return Ok(Action::requeue(RECHECK));
+    }
+    let missing = apply::missing_secrets(&ctx.client, qc, &validate::referenced_secrets(qc)).await?;
+    if !missing.is_empty() {
+        block(ctx, qc, "SecretNotFound", missing.join("; ")).await?;
+        return Ok(Action::requeue(RECHECK));
     }
     let (keys, generated) = apply::resolve_keys(&ctx.client, &ctx.guard, qc).await?;
     let children = build::build(qc, &keys, generated);
@@ -104,23 +172,21 @@ async fn reconcile_inner(qc: &QdrantCluster, ctx: &Context) -> Result<Action, Er
         Ok(sts) => sts,
         Err(e) => {
             if let Some(msg) = user_error(&e) {
-                let st = status::apply_failed(qc, &msg, &now());
-                if write_status(ctx, qc, &st).await? {
-                    ctx.event(qc, EventType::Warning, "ApplyFailed", msg).await;
-                }
+                block(ctx, qc, "ApplyFailed", msg).await?;
             }
             return Err(e);
         }
     };
     let st = status::from_stateful_set(qc, &sts, &now());
     let old = qc.status.clone().unwrap_or_default();
-    write_status(ctx, qc, &st).await?;
+    write_status(ctx, &qc.metadata, qc.status.as_ref(), &st).await?;
+    let obj = qc.object_ref(&());
     if old.observed_generation.is_none() {
-        ctx.event(qc, EventType::Normal, "Created", format!("Created the children of {} with {} replicas", qc.name_any(), qc.spec.replicas)).await;
+        ctx.event(&obj, EventType::Normal, "Created", format!("Created the children of {} with {} replicas", qc.name_any(), qc.spec.replicas)).await;
     } else if old.observed_generation != qc.metadata.generation {
         match old.replicas {
-            Some(r) if r != qc.spec.replicas => ctx.event(qc, EventType::Normal, "Scaled", format!("Scaled from {r} to {} replicas", qc.spec.replicas)).await,
-            _ => ctx.event(qc, EventType::Normal, "Updated", format!("Applied generation {}", qc.metadata.generation.unwrap_or(0))).await,
+            Some(r) if r != qc.spec.replicas => ctx.event(&obj, EventType::Normal, "Scaled", format!("Scaled from {r} to {} replicas", qc.spec.replicas)).await,
+            _ => ctx.event(&obj, EventType::Normal, "Updated", format!("Applied generation {}", qc.metadata.generation.unwrap_or(0))).await,
         }
     }
     Ok(Action::await_change())
@@ -128,14 +194,17 @@ async fn reconcile_inner(qc: &QdrantCluster, ctx: &Context) -> Result<Action, Er
 
 /// Runs on every replica. A follower returns at once without writing; the leader runs the
 /// reconcile inside its current term, so losing the Lease cancels it.
-pub async fn reconcile(qc: Arc<QdrantCluster>, ctx: Arc<Context>) -> Result<Action, Error> {
+pub async fn reconcile(obj: Arc<Stored>, ctx: Arc<Context>) -> Result<Action, Error> {
     let Some(term) = ctx.terms.current() else { return Ok(Action::await_change()) };
     let start = Instant::now();
-    let result = term.run(reconcile_inner(&qc, &ctx)).await.unwrap_or(Err(Error::Cancelled));
+    let result = term.run(reconcile_inner(&obj, &ctx)).await.unwrap_or(Err(Error::Cancelled));
     let m = &ctx.metrics;
     m.reconcile_duration_seconds.with_label_values(&["QdrantCluster"]).observe(start.elapsed().as_secs_f64());
     match &result {
-        Ok(_) => m.reconcile_total.with_label_values(&["QdrantCluster", "success"]).inc(),
+        Ok(_) => {
+            m.reconcile_total.with_label_values(&["QdrantCluster", "success"]).inc();
+            ctx.failures().remove(&key(obj.meta()));
+        }
         Err(e) if e.is_leadership() => {}
         Err(e) => {
             m.reconcile_total.with_label_values(&["QdrantCluster", "error"]).inc();
@@ -145,24 +214,34 @@ pub async fn reconcile(qc: Arc<QdrantCluster>, ctx: Arc<Context>) -> Result<Acti
     result
 }
 
-pub fn error_policy(qc: Arc<QdrantCluster>, err: &Error, _ctx: Arc<Context>) -> Action {
+/// Failed reconciles are retried with a per-object exponential backoff: a transient error
+/// is retried within a second, a persistent one settles at one retry every five minutes.
+pub fn error_policy(obj: Arc<Stored>, err: &Error, ctx: Arc<Context>) -> Action {
     if err.is_leadership() {
         // The next leader reconciles everything when it takes over.
         return Action::await_change();
     }
-    tracing::warn!(cluster = %qc.name_any(), namespace = %qc.namespace().unwrap_or_default(), error = %err, "reconcile failed; retrying");
-    Action::requeue(Duration::from_secs(5))
+    let n = {
+        let mut failures = ctx.failures();
+        let n = failures.entry(key(obj.meta())).or_insert(0);
+        *n = n.saturating_add(1);
+        *n
+    };
+    let delay = Context::retry_after(n);
+    tracing::warn!(cluster = %obj.name_any(), namespace = %obj.namespace().unwrap_or_default(), error = %err, attempt = n, retry_in_seconds = delay.as_secs_f64(), "reconcile failed");
+    Action::requeue(delay)
 }
 
 /// Runs the controller until `shutdown` resolves and in-flight reconciles finish.
 pub async fn run(
     ctx: Arc<Context>,
+    watch_client: Client,
     namespace: Option<String>,
     reconcile_all: impl Stream<Item = ()> + Send + 'static,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
     ready: Arc<AtomicBool>,
 ) {
-    let client = ctx.client.clone();
+    let client = watch_client;
     fn api<K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>>(c: &Client, ns: &Option<String>) -> Api<K> {
         match ns {
             Some(ns) => Api::namespaced(c.clone(), ns),
@@ -171,7 +250,8 @@ pub async fn run(
     }
     // Children are watched by label, so the caches hold only our objects (not every Secret).
     let children = watcher::Config::default().labels(MANAGED_BY_SELECTOR);
-    let controller = Controller::new(api::<QdrantCluster>(&client, &namespace), watcher::Config::default())
+    let controller = Controller::new(api::<Stored>(&client, &namespace), watcher::Config::default())
+        .trigger_backoff(watch_backoff())
         .owns(api::<StatefulSet>(&client, &namespace), children.clone())
         .owns(api::<Service>(&client, &namespace), children.clone())
         .owns(api::<ConfigMap>(&client, &namespace), children.clone())
@@ -194,7 +274,9 @@ pub async fn run(
             }
         }
         loop {
-            metrics.clusters_managed.set(store.state().len() as i64);
+            let state = store.state();
+            metrics.clusters_managed.set(state.len() as i64);
+            metrics.undecodable_objects.with_label_values(&["QdrantCluster"]).set(state.iter().filter(|s| s.0.is_err()).count() as i64);
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
     });

@@ -28,39 +28,37 @@ fn snapshots_condition(qc: &QdrantCluster, prev: &[Condition], now: &Time) -> Op
     Some(condition("SnapshotsSupported", false, "NotImplemented", "spec.volumeSnapshots is accepted but not acted upon yet", qc.metadata.generation, prev, now))
 }
 
-/// Status for a spec that failed validation: nothing was created.
-pub fn invalid(qc: &QdrantCluster, problems: &[String], now: &Time) -> QdrantClusterStatus {
-    let prev = previous(qc);
-    let g = qc.metadata.generation;
-    let msg = problems.join("; ");
-    let old = qc.status.clone().unwrap_or_default();
+/// Status for a cluster the operator does not act on until someone fixes something:
+/// `qdrantStatus: Error`, with `reason` and `message` saying what. The replica counts are kept
+/// from before, since nothing was changed.
+pub fn blocked(name: &str, generation: Option<i64>, old: Option<&QdrantClusterStatus>, reason: &str, message: &str, now: &Time) -> QdrantClusterStatus {
+    let prev = old.map(|s| s.conditions.clone()).unwrap_or_default();
+    let old = old.cloned().unwrap_or_default();
+    let g = generation;
     QdrantClusterStatus {
         qdrant_status: Some(Phase::Error),
         observed_generation: g,
         replicas: old.replicas,
         ready_replicas: old.ready_replicas,
-        selector: Some(selector_string(&qc.name_any())),
-        reason: Some("InvalidSpec".into()),
-        message: Some(msg.clone()),
-        conditions: [
-            Some(condition("Ready", false, "InvalidSpec", &msg, g, &prev, now)),
-            Some(condition("Progressing", false, "InvalidSpec", "the spec must be fixed first", g, &prev, now)),
-            Some(condition("Degraded", true, "InvalidSpec", &msg, g, &prev, now)),
-        ]
-        .into_iter()
-        .flatten()
-        .collect(),
+        selector: Some(selector_string(name)),
+        reason: Some(reason.into()),
+        message: Some(message.into()),
+        conditions: vec![
+            condition("Ready", false, reason, message, g, &prev, now),
+            condition("Progressing", false, reason, "nothing is applied until this is fixed", g, &prev, now),
+            condition("Degraded", true, reason, message, g, &prev, now),
+        ],
     }
 }
 
-/// Status for a failed apply that the user must act on (for example an immutable field).
-pub fn apply_failed(qc: &QdrantCluster, message: &str, now: &Time) -> QdrantClusterStatus {
-    let mut s = invalid(qc, &[message.to_owned()], now);
-    s.reason = Some("ApplyFailed".into());
-    for c in &mut s.conditions {
-        c.reason = "ApplyFailed".into();
-    }
-    s
+/// Status for a spec that failed validation: nothing was created.
+pub fn invalid(qc: &QdrantCluster, problems: &[String], now: &Time) -> QdrantClusterStatus {
+    blocked_on(qc, "InvalidSpec", &problems.join("; "), now)
+}
+
+/// [`blocked`] for a cluster whose spec decoded.
+pub fn blocked_on(qc: &QdrantCluster, reason: &str, message: &str, now: &Time) -> QdrantClusterStatus {
+    blocked(&qc.name_any(), qc.metadata.generation, qc.status.as_ref(), reason, message, now)
 }
 
 /// Status from the StatefulSet the API server returned after apply.

@@ -50,6 +50,34 @@ fn check_key(problems: &mut Vec<String>, field: &str, raw: &str) {
     }
 }
 
+/// A Secret the spec refers to, which the pods cannot start without.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SecretRef {
+    pub name: String,
+    /// Where the spec names it, for the status message.
+    pub field: String,
+    /// Keys the Secret must hold.
+    pub keys: Vec<&'static str>,
+}
+
+/// Pure: every Secret the pods would mount, so that a missing one is reported in status
+/// instead of leaving pods stuck in ContainerCreating. Optional secret volumes are skipped.
+pub fn referenced_secrets(qc: &QdrantCluster) -> Vec<SecretRef> {
+    let spec = &qc.spec;
+    let mut refs = Vec::new();
+    if let Some(name) = spec.tls.secret_name.as_ref().filter(|n| spec.tls.enabled && !n.is_empty()) {
+        refs.push(SecretRef { name: name.clone(), field: "spec.tls.secretName".into(), keys: vec!["cert.pem", "key.pem", "cacert.pem"] });
+    }
+    for (i, v) in spec.additional_volumes.iter().enumerate() {
+        if let Some(s) = v.secret.as_ref().filter(|s| s.optional != Some(true)) {
+            if let Some(name) = s.secret_name.clone().filter(|n| !n.is_empty()) {
+                refs.push(SecretRef { name, field: format!("spec.additionalVolumes[{i}].secret.secretName"), keys: Vec::new() });
+            }
+        }
+    }
+    refs
+}
+
 /// Returns every problem with the spec, or `Ok` when the cluster can be built.
 pub fn validate(qc: &QdrantCluster) -> Result<(), Vec<String>> {
     let spec = &qc.spec;
@@ -203,5 +231,23 @@ mod tests {
             s.tls = Tls { enabled: true, secret_name: None };
         });
         assert_eq!(p.len(), 3, "{p:?}");
+    }
+
+    #[test]
+    fn referenced_secrets_are_tls_and_mandatory_secret_volumes() {
+        let mut qc = QdrantCluster::new("c", serde_json::from_value(serde_json::json!({
+            "replicas": 1, "image": "qdrant/qdrant:v1.16.3",
+            "tls": {"enabled": true, "secretName": "c-tls"},
+            "additionalVolumes": [
+                {"name": "a", "secret": {"secretName": "needed"}},
+                {"name": "b", "secret": {"secretName": "maybe", "optional": true}},
+                {"name": "c", "emptyDir": {}}
+            ]
+        })).unwrap());
+        let refs = referenced_secrets(&qc);
+        assert_eq!(refs.iter().map(|r| (r.name.as_str(), r.field.as_str())).collect::<Vec<_>>(), [("c-tls", "spec.tls.secretName"), ("needed", "spec.additionalVolumes[0].secret.secretName")]);
+        assert_eq!(refs[0].keys, ["cert.pem", "key.pem", "cacert.pem"]);
+        qc.spec.tls.enabled = false;
+        assert_eq!(referenced_secrets(&qc).len(), 1, "a disabled TLS Secret is not needed");
     }
 }

@@ -7,6 +7,7 @@
 //! shutdown releases only after the leader's work has stopped. It publishes [`Leadership`] and
 //! drives the [`LeadershipGuard`]; it knows nothing of metrics, Pods, Events or Qdrant.
 
+use std::collections::VecDeque;
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -17,6 +18,7 @@ use tokio::time::{sleep_until, timeout, timeout_at, Instant};
 use super::guard::LeadershipGuard;
 use super::store::{LeaseRecord, LeaseStore, StoreError, Versioned};
 use crate::config::ElectionConfig;
+use crate::telemetry::throttle::LogThrottle;
 
 /// Why a replica stopped leading. The names are the `LostLeadership` Event's causes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -94,9 +96,17 @@ pub struct Elector<S: LeaseStore> {
     renew_events: Option<mpsc::UnboundedSender<RenewEvent>>,
     observed: Option<Versioned>,
     observed_at: Instant,
+    /// The observed record was deleted since (`kubectl delete lease`, a GitOps prune). It is
+    /// kept as a tombstone: a deletion is no sign that its holder stopped, so the holder keeps
+    /// its lease until it expires by our own observation, exactly as if it still existed.
+    deleted: bool,
     /// Our own last successful write, while leading.
     mine: Option<Versioned>,
+    /// resourceVersions of our own recent writes: their watch events are echoes, not news.
+    own_versions: VecDeque<String>,
     next_attempt: Instant,
+    renew_failures: LogThrottle,
+    acquire_failures: LogThrottle,
 }
 
 impl<S: LeaseStore> Elector<S> {
@@ -111,8 +121,12 @@ impl<S: LeaseStore> Elector<S> {
             renew_events: None,
             observed: None,
             observed_at: Instant::now(),
+            deleted: false,
             mine: None,
+            own_versions: VecDeque::new(),
             next_attempt: Instant::now(),
+            renew_failures: LogThrottle::new("renewing the Lease"),
+            acquire_failures: LogThrottle::new("reading or acquiring the Lease"),
         };
         (e, ElectorHandle { leadership: rx, guard })
     }
@@ -145,12 +159,18 @@ impl<S: LeaseStore> Elector<S> {
                     return;
                 }
                 ev = changes.next(), if changes_open => match ev {
-                    // Our own renewals also arrive here; the leader acts on its timer only.
-                    Some(v) if !self.is_leader() => {
+                    Some(v) if self.is_leader() => {
+                        // Our own renewals arrive here too. Anything else means the Lease was
+                        // deleted, taken or edited under us: find out now, not at the next
+                        // renewal, so that a takeover closes our guard at once.
+                        if !v.as_ref().is_some_and(|v| self.own_versions.contains(&v.resource_version)) {
+                            self.reassert_now().await;
+                        }
+                    }
+                    Some(v) => {
                         self.observe(v);
                         self.try_acquire(false).await;
                     }
-                    Some(_) => {}
                     None => changes_open = false,
                 },
                 _ = sleep_until(wake) => {
@@ -181,13 +201,19 @@ impl<S: LeaseStore> Elector<S> {
         self.cfg.retry_period.mul_f64(1.0 + fastrand::f64() * self.cfg.jitter)
     }
 
-    /// Records what we saw. The expiry clock restarts only when the record itself changed.
+    /// Records what we saw. The expiry clock restarts only when the record itself changed; a
+    /// deletion leaves the last record in place as a tombstone (see `deleted`).
     fn observe(&mut self, v: Option<Versioned>) {
-        let changed = self.observed.as_ref().map(|o| &o.record) != v.as_ref().map(|n| &n.record);
+        let Some(v) = v else {
+            self.deleted = self.observed.is_some();
+            return;
+        };
+        let changed = self.deleted || self.observed.as_ref().map(|o| &o.record) != Some(&v.record);
         if changed {
             self.observed_at = Instant::now();
         }
-        self.observed = v;
+        self.deleted = false;
+        self.observed = Some(v);
         let holder = self.observed.as_ref().map(|v| v.record.holder.clone()).filter(|h| !h.is_empty());
         let transitions = self.observed.as_ref().map_or(0, |v| v.record.lease_transitions);
         self.tx.send_if_modified(|l| {
@@ -210,9 +236,18 @@ impl<S: LeaseStore> Elector<S> {
         let rt = self.cfg.request_timeout();
         if fresh_read {
             match timeout(rt, self.store.get()).await {
-                Ok(Ok(v)) => self.observe(v),
-                Ok(Err(e)) => return tracing::debug!(error = %e, "reading the Lease failed"),
-                Err(_) => return tracing::debug!("reading the Lease timed out"),
+                Ok(Ok(v)) => {
+                    self.acquire_failures.success();
+                    self.observe(v);
+                }
+                Ok(Err(e)) => {
+                    self.acquire_failures.record(&e.to_string());
+                    return;
+                }
+                Err(_) => {
+                    self.acquire_failures.record("request timed out");
+                    return;
+                }
             }
         }
         let me = self.cfg.identity.clone();
@@ -237,6 +272,7 @@ impl<S: LeaseStore> Elector<S> {
                     return;
                 }
                 let ours = v.record.holder == me;
+                let recreate = self.deleted;
                 let record = LeaseRecord {
                     holder: me,
                     lease_duration_seconds: self.lease_seconds(),
@@ -246,7 +282,12 @@ impl<S: LeaseStore> Elector<S> {
                     strategy: v.record.strategy.clone(),
                     preferred_holder: v.record.preferred_holder.clone(),
                 };
-                timeout(rt, self.store.update(&record, &v.resource_version)).await
+                // After a deletion the count goes on from the tombstone, not from 0.
+                if recreate {
+                    timeout(rt, self.store.create(&record)).await
+                } else {
+                    timeout(rt, self.store.update(&record, &v.resource_version)).await
+                }
             }
         };
         match result {
@@ -261,8 +302,14 @@ impl<S: LeaseStore> Elector<S> {
                     self.observe(v);
                 }
             }
-            Ok(Err(e)) => tracing::warn!(error = %e, "acquiring the Lease failed"),
-            Err(_) => tracing::warn!("acquiring the Lease timed out"),
+            // Deleted since we read it: the next attempt sees the tombstone.
+            Ok(Err(StoreError::NotFound)) => {
+                if let Ok(Ok(v)) = timeout(rt, self.store.get()).await {
+                    self.observe(v);
+                }
+            }
+            Ok(Err(e)) => self.acquire_failures.record(&e.to_string()),
+            Err(_) => self.acquire_failures.record("request timed out"),
         }
     }
 
@@ -274,8 +321,10 @@ impl<S: LeaseStore> Elector<S> {
         self.guard.extend_to(start + self.cfg.renew_deadline);
         self.observed = Some(v.clone());
         self.observed_at = Instant::now();
+        self.deleted = false;
         self.next_attempt = start + self.cfg.retry_period;
         let transitions = v.record.lease_transitions;
+        self.remember_own(&v);
         self.mine = Some(v);
         let me = self.cfg.identity.clone();
         self.tx.send_modify(|l| {
@@ -288,14 +337,28 @@ impl<S: LeaseStore> Elector<S> {
         });
     }
 
+    /// Keeps the last few of our own resourceVersions: the watch may deliver the echo of one
+    /// renewal after the next has completed.
+    fn remember_own(&mut self, v: &Versioned) {
+        if self.own_versions.len() >= 4 {
+            self.own_versions.pop_front();
+        }
+        self.own_versions.push_back(v.resource_version.clone());
+    }
+
     async fn renew(&mut self) {
         let deadline = self.guard.deadline().unwrap_or_else(Instant::now);
         let start = Instant::now();
         self.next_attempt = start + self.cfg.retry_period;
         // The whole renewal, slow path included, must end by the deadline: at that instant we
         // stop being leader whether or not the API server has answered.
-        match timeout_at(deadline, self.renew_once(start)).await {
-            Ok(Ok(())) => {}
+        let outcome = timeout_at(deadline, self.renew_once(start)).await;
+        // One renewal, one count: the fast path and its retry are a single attempt.
+        if !matches!(outcome, Ok(Ok(true))) {
+            self.emit(RenewEvent::Failed);
+        }
+        match outcome {
+            Ok(Ok(_)) => {}
             Ok(Err(cause)) => self.lose(cause),
             Err(_) => self.lose(LossCause::RenewDeadline),
         }
@@ -304,9 +367,9 @@ impl<S: LeaseStore> Elector<S> {
         }
     }
 
-    /// One renewal: the fast path with our own last resourceVersion, else a re-read and one
-    /// retry. `Err` means we know someone else holds the Lease.
-    async fn renew_once(&mut self, start: Instant) -> Result<(), LossCause> {
+    /// One renewal: the fast path with our own last resourceVersion, else the slow path of
+    /// [`Self::reassert`]. `Ok(true)` when renewed; `Err` when someone else holds the Lease.
+    async fn renew_once(&mut self, start: Instant) -> Result<bool, LossCause> {
         let rt = self.cfg.request_timeout();
         let Some(mine) = self.mine.clone() else { return Err(LossCause::LeaseLost) };
         let mut record = mine.record.clone();
@@ -315,41 +378,79 @@ impl<S: LeaseStore> Elector<S> {
         match timeout(rt, self.store.update(&record, &mine.resource_version)).await {
             Ok(Ok(v)) => {
                 self.renewed(v, start);
-                return Ok(());
+                return Ok(true);
             }
-            Ok(Err(e)) => tracing::warn!(error = %e, "renewing the Lease failed; re-reading it"),
-            Err(_) => tracing::warn!("renewing the Lease timed out; re-reading it"),
+            Ok(Err(e)) => self.renew_failures.record(&e.to_string()),
+            Err(_) => self.renew_failures.record("request timed out"),
         }
-        self.emit(RenewEvent::Failed);
         self.emit(RenewEvent::SlowPath);
+        self.reassert().await
+    }
+
+    /// Re-reads the Lease and acts on what is there: still ours, renew from that version;
+    /// deleted, re-create it as it was (same holder, same count) so leadership and
+    /// `leaseTransitions` survive a `kubectl delete lease`; anyone else's, we lost.
+    async fn reassert(&mut self) -> Result<bool, LossCause> {
+        let rt = self.cfg.request_timeout();
         let current = match timeout(rt, self.store.get()).await {
             Ok(Ok(v)) => v,
-            _ => return Ok(()), // unknown: keep trying until the deadline
+            _ => return Ok(false), // unknown: keep trying until the deadline
         };
-        match current {
-            Some(v) if v.record.holder == self.cfg.identity => {
-                let start = Instant::now();
-                let mut record = v.record.clone();
-                record.renew_time = Some(Timestamp::now());
-                record.lease_duration_seconds = self.lease_seconds();
-                match timeout(rt, self.store.update(&record, &v.resource_version)).await {
-                    Ok(Ok(v)) => self.renewed(v, start),
-                    _ => self.emit(RenewEvent::Failed),
-                }
-                Ok(())
+        let me = self.cfg.identity.clone();
+        let (record, write) = match &current {
+            Some(v) if v.record.holder == me => (v.record.clone(), Some(v.resource_version.clone())),
+            None => match &self.mine {
+                Some(mine) => (mine.record.clone(), None),
+                None => return Err(LossCause::LeaseLost),
+            },
+            Some(_) => {
+                self.observe(current);
+                return Err(LossCause::LeaseLost);
             }
-            other => {
-                self.observe(other);
+        };
+        let record = LeaseRecord { renew_time: Some(Timestamp::now()), lease_duration_seconds: self.lease_seconds(), ..record };
+        let start = Instant::now();
+        let result = match &write {
+            Some(rv) => timeout(rt, self.store.update(&record, rv)).await,
+            None => {
+                tracing::warn!(identity = %me, "the Lease was deleted while we led; re-creating it");
+                timeout(rt, self.store.create(&record)).await
+            }
+        };
+        match result {
+            Ok(Ok(v)) => {
+                self.renewed(v, start);
+                Ok(true)
+            }
+            // Another replica created it first: we lost, and the next read says to whom.
+            Ok(Err(StoreError::AlreadyExists)) => {
+                if let Ok(Ok(v)) = timeout(rt, self.store.get()).await {
+                    self.observe(v);
+                }
                 Err(LossCause::LeaseLost)
             }
+            _ => Ok(false),
+        }
+    }
+
+    /// The watch showed a change that is not ours: reassert at once, within our deadline.
+    async fn reassert_now(&mut self) {
+        let deadline = self.guard.deadline().unwrap_or_else(Instant::now);
+        match timeout_at(deadline, self.reassert()).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(cause)) => self.lose(cause),
+            Err(_) => self.lose(LossCause::RenewDeadline),
         }
     }
 
     fn renewed(&mut self, v: Versioned, start: Instant) {
         self.emit(RenewEvent::Renewed(start.elapsed()));
+        self.renew_failures.success();
         self.guard.extend_to(start + self.cfg.renew_deadline);
         self.observed = Some(v.clone());
         self.observed_at = Instant::now();
+        self.deleted = false;
+        self.remember_own(&v);
         self.mine = Some(v);
         self.tx.send_if_modified(|l| {
             l.last_renew = Some(start);
@@ -362,6 +463,7 @@ impl<S: LeaseStore> Elector<S> {
         if self.mine.take().is_none() {
             return;
         }
+        self.own_versions.clear();
         // Judge the next takeover from now: we no longer trust our view of the record.
         self.observed_at = Instant::now();
         self.next_attempt = Instant::now() + self.jittered_retry();
@@ -681,5 +783,87 @@ mod tests {
         let took = wait_until(|| b.leads(), Duration::from_secs(2)).await;
         assert!(took < Duration::from_millis(50), "{took:?}");
         assert_eq!(store.current().unwrap().record.lease_transitions, 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_deleted_lease_is_recreated_by_its_holder_and_never_doubles_leadership() {
+        let store = MemoryLeaseStore::new();
+        store.put(LeaseRecord { holder: String::new(), lease_duration_seconds: 1, lease_transitions: 6, ..Default::default() });
+        let a = start(&store, "a");
+        wait_until(|| a.leads(), Duration::from_millis(100)).await;
+        let b = start(&store, "b");
+        let c = start(&store, "c");
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        for _ in 0..10 {
+            store.delete();
+            // Sample every few milliseconds across a whole lease duration.
+            for _ in 0..400 {
+                assert!(!(b.leads() || c.leads()), "a follower led while the holder was alive");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            assert!(a.leads(), "the holder must keep leading through a deletion");
+            let rec = store.current().expect("re-created").record;
+            assert_eq!((rec.holder.as_str(), rec.lease_transitions), ("a", 7), "holder and count survive the deletion");
+        }
+        assert!(store.writes().iter().all(|(who, _)| who == "a"), "only the holder wrote the Lease");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_holder_re_creates_a_deleted_lease_within_one_round_trip() {
+        let store = MemoryLeaseStore::new();
+        let a = start(&store, "a");
+        wait_until(|| a.leads(), Duration::from_millis(100)).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        store.delete();
+        let took = wait_until(|| store.current().is_some(), Duration::from_secs(3)).await;
+        assert!(took < Duration::from_millis(50), "re-created after {took:?}: the watch, not the next renewal, must trigger it");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_deleted_lease_of_a_dead_holder_is_taken_at_expiry_and_counts_on() {
+        let store = MemoryLeaseStore::new();
+        store.put(held_by("dead"));
+        let b = start(&store, "b");
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        store.delete();
+        let t0 = Instant::now();
+        wait_until(|| b.leads(), Duration::from_secs(15)).await;
+        // Expiry is still judged from the last change seen 5 s before the deletion.
+        assert!(t0.elapsed() >= Duration::from_secs(9), "took a deleted lease after {:?}, before it expired", t0.elapsed());
+        let rec = store.current().unwrap().record;
+        assert_eq!((rec.holder.as_str(), rec.lease_transitions), ("b", 5), "the count goes on from the tombstone");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_takeover_seen_on_the_watch_closes_the_guard_at_once() {
+        let store = MemoryLeaseStore::new();
+        let a = start(&store, "a");
+        wait_until(|| a.leads(), Duration::from_millis(100)).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        store.put(held_by("intruder"));
+        let took = wait_until(|| !a.handle.guard.may_write(), Duration::from_secs(3)).await;
+        assert!(took < Duration::from_millis(50), "guard open {took:?} after another holder appeared");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failed_renewal_counts_once_and_a_slow_path_success_not_at_all() {
+        let store = MemoryLeaseStore::new();
+        let (e, handle) = Elector::new(store.handle("a"), ElectionConfig::defaults_for("a"));
+        let (ev_tx, mut ev_rx) = mpsc::unbounded_channel();
+        let (_stop, stop_rx) = oneshot::channel();
+        tokio::spawn(e.with_renew_events(ev_tx).run(stop_rx));
+        wait_until(|| handle.leadership.borrow().is_leader, Duration::from_millis(100)).await;
+        // The fast path fails once, the slow path's re-read and retry succeed.
+        store.fail_next(1);
+        tokio::time::sleep(Duration::from_millis(2100)).await;
+        // Then a renewal fails in both paths.
+        store.fail_next(2);
+        tokio::time::sleep(Duration::from_millis(2000)).await;
+        let mut failed = 0;
+        while let Ok(ev) = ev_rx.try_recv() {
+            failed += usize::from(ev == RenewEvent::Failed);
+        }
+        assert_eq!(failed, 1, "one failed renewal");
+        assert!(handle.leadership.borrow().is_leader);
     }
 }

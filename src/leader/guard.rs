@@ -41,6 +41,15 @@ impl LeadershipGuard {
         if self.may_write() { Ok(()) } else { Err(NotLeader) }
     }
 
+    /// Sends one write through the guard: refused unless we may write now, and abandoned at
+    /// the leadership deadline. A request still waiting for its connection or its answer is
+    /// dropped then, so nothing of it (nor any retry) leaves after the deadline.
+    pub async fn write<F: std::future::Future>(&self, request: F) -> Result<F::Output, NotLeader> {
+        self.check()?;
+        let deadline = self.deadline().ok_or(NotLeader)?;
+        tokio::time::timeout_at(deadline, request).await.map_err(|_| NotLeader)
+    }
+
     pub fn deadline(&self) -> Option<Instant> {
         *self.deadline.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -69,6 +78,18 @@ mod tests {
         assert!(g.may_write());
         tokio::time::advance(Duration::from_millis(1)).await;
         assert_eq!(g.check(), Err(NotLeader));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_write_is_refused_when_closed_and_abandoned_at_the_deadline() {
+        let g = LeadershipGuard::new();
+        assert_eq!(g.write(async { 1 }).await, Err(NotLeader));
+        g.extend_to(Instant::now() + Duration::from_secs(10));
+        assert_eq!(g.write(async { 1 }).await, Ok(1));
+        let t0 = Instant::now();
+        let slow = g.write(tokio::time::sleep(Duration::from_secs(60))).await;
+        assert_eq!(slow, Err(NotLeader));
+        assert_eq!(t0.elapsed(), Duration::from_secs(10), "dropped exactly at the deadline");
     }
 
     #[tokio::test(start_paused = true)]

@@ -14,15 +14,17 @@ use futures::StreamExt;
 use k8s_openapi::api::core::v1::{ObjectReference, Pod};
 use kube::api::{Patch, PatchParams};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
-use kube::runtime::watcher;
-use kube::{Api, Client};
+use kube::runtime::{watcher, WatchStreamExt};
+use kube::Api;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 use super::elector::{Leadership, RenewEvent};
 use super::guard::LeadershipGuard;
 use crate::config::ElectionConfig;
+use crate::kube_client::{watch_backoff, Clients};
 use crate::telemetry::metrics::Metrics;
+use crate::telemetry::throttle::LogThrottle;
 
 pub const LEADER_ANNOTATION: &str = "qdrant.operator/leader";
 pub const OPERATOR_POD_SELECTOR: &str = "app=qdrant-operator";
@@ -33,18 +35,25 @@ pub struct Observer {
     metrics: Arc<Metrics>,
     guard: LeadershipGuard,
     pods: Api<Pod>,
+    watch_pods: Api<Pod>,
     recorder: Recorder,
+    /// Held across every annotation write. `true` once the shutdown wrote our final
+    /// `"false"`: from then on no write may turn it back, even one already under way when
+    /// the shutdown began (it finishes first, because it holds the lock).
+    retired: Arc<tokio::sync::Mutex<bool>>,
 }
 
 impl Observer {
-    pub fn new(client: Client, cfg: ElectionConfig, metrics: Arc<Metrics>, guard: LeadershipGuard) -> Self {
+    pub fn new(clients: &Clients, cfg: ElectionConfig, metrics: Arc<Metrics>, guard: LeadershipGuard) -> Self {
         let reporter = Reporter { controller: "qdrant-operator".into(), instance: Some(cfg.identity.clone()) };
         Observer {
-            pods: Api::namespaced(client.clone(), &cfg.namespace),
-            recorder: Recorder::new(client, reporter),
+            pods: Api::namespaced(clients.requests.clone(), &cfg.namespace),
+            watch_pods: Api::namespaced(clients.watches.clone(), &cfg.namespace),
+            recorder: Recorder::new(clients.requests.clone(), reporter),
             cfg,
             metrics,
             guard,
+            retired: Arc::default(),
         }
     }
 
@@ -81,16 +90,24 @@ impl Observer {
         self.publish(EventType::Normal, "LostLeadership", format!("{me} lost leadership: shutdown")).await;
     }
 
-    /// Sets the leader annotation on one operator Pod, through the guard.
-    pub async fn annotate(&self, pod: &str, leader: bool) -> anyhow::Result<()> {
+    /// Sets the leader annotation on one operator Pod, through the guard. The caller holds
+    /// the `retired` lock.
+    async fn annotate(&self, pod: &str, leader: bool) -> anyhow::Result<()> {
         let patch = serde_json::json!({"metadata": {"annotations": {LEADER_ANNOTATION: leader.to_string()}}});
-        self.guard.check()?;
-        match self.pods.patch(pod, &PatchParams::default(), &Patch::Merge(&patch)).await {
+        match self.guard.write(self.pods.patch(pod, &PatchParams::default(), &Patch::Merge(&patch))).await? {
             Ok(_) => Ok(()),
             // Deleted meanwhile: nothing left to mark.
             Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// The graceful shutdown's last leader write: our own Pod says `"false"`, and no later
+    /// annotation write of this process can say otherwise.
+    pub async fn retire(&self) -> anyhow::Result<()> {
+        let mut retired = self.retired.lock().await;
+        *retired = true;
+        self.annotate(&self.cfg.identity, false).await
     }
 
     /// Runs until the leadership channel closes.
@@ -100,7 +117,8 @@ impl Observer {
         if self.cfg.enabled {
             self.event(EventType::Normal, "LeaderElectionStarted", format!("{me} started leader election"));
         }
-        let mut pod_events = watcher(self.pods.clone(), watcher::Config::default().labels(OPERATOR_POD_SELECTOR)).boxed();
+        let mut pod_events = watcher(self.watch_pods.clone(), watcher::Config::default().labels(OPERATOR_POD_SELECTOR)).backoff(watch_backoff()).boxed();
+        let mut watch_errors = LogThrottle::new("watching the operator Pods");
         // Last known annotation of every operator Pod, from the watch.
         let mut pods: BTreeMap<String, Option<String>> = BTreeMap::new();
         // Start from "not leading" and apply the current state as a transition, so a replica
@@ -111,6 +129,7 @@ impl Observer {
         let mut fix_pods = first.is_leader;
         prev = first;
         let mut last_tick = Instant::now();
+        let mut annotation_errors = LogThrottle::new("setting the leader annotation");
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         loop {
             tokio::select! {
@@ -128,6 +147,9 @@ impl Observer {
                     RenewEvent::SlowPath => self.metrics.renew_slow_path_total.inc(),
                 },
                 Some(ev) = pod_events.next() => {
+                    if ev.is_ok() {
+                        watch_errors.success();
+                    }
                     match ev {
                         Ok(watcher::Event::Apply(p)) | Ok(watcher::Event::InitApply(p)) => {
                             let value = p.metadata.annotations.as_ref().and_then(|a| a.get(LEADER_ANNOTATION).cloned());
@@ -140,7 +162,7 @@ impl Observer {
                                 tracing::warn!(pod = %me, "own Pod not found (running outside a cluster?); it cannot carry the leader annotation");
                             }
                         }
-                        Err(e) => tracing::debug!(error = %e, "operator Pod watch error; retrying"),
+                        Err(e) => watch_errors.record(&e.to_string()),
                     }
                     fix_pods = true;
                 }
@@ -151,14 +173,18 @@ impl Observer {
                 }
             }
             if fix_pods && prev.is_leader && self.guard.may_write() {
-                fix_pods = !self.fix_annotations(&pods).await;
+                fix_pods = !self.fix_annotations(&pods, &mut annotation_errors).await;
             }
         }
     }
 
     /// Marks this Pod `"true"` and every other operator Pod `"false"`. Returns true when all
     /// writes succeeded.
-    async fn fix_annotations(&self, pods: &BTreeMap<String, Option<String>>) -> bool {
+    async fn fix_annotations(&self, pods: &BTreeMap<String, Option<String>>, failures: &mut LogThrottle) -> bool {
+        let retired = self.retired.lock().await;
+        if *retired {
+            return true;
+        }
         let me = &self.cfg.identity;
         let mut ok = true;
         // Only Pods the watch has seen: our own Pod may not exist (running outside a cluster),
@@ -170,10 +196,14 @@ impl Observer {
             .collect();
         for name in targets {
             if let Err(e) = self.annotate(&name, &name == me).await {
-                tracing::warn!(pod = %name, error = %e, "setting the leader annotation failed; will retry");
+                failures.record(&format!("{name}: {e:#}"));
                 ok = false;
             }
         }
+        if ok {
+            failures.success();
+        }
+        drop(retired);
         ok
     }
 

@@ -9,8 +9,10 @@ use jiff::Timestamp;
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use kube::api::{ObjectMeta, PostParams};
-use kube::runtime::watcher;
+use kube::runtime::{watcher, WatchStreamExt};
 use kube::Api;
+
+use crate::kube_client::{watch_backoff, Clients};
 
 /// The Lease record, as client-go's resourcelock stores it.
 #[derive(Clone, Debug, PartialEq, Default)]
@@ -38,8 +40,8 @@ pub enum StoreError {
     Conflict,
     #[error("the Lease already exists")]
     AlreadyExists,
-    #[error("request timed out")]
-    Timeout,
+    #[error("the Lease does not exist")]
+    NotFound,
     #[error("{0}")]
     Other(String),
 }
@@ -59,12 +61,18 @@ pub trait LeaseStore: Send + Sync + 'static {
 #[derive(Clone)]
 pub struct KubeLeaseStore {
     api: Api<Lease>,
+    /// The same Lease through the watch client (no read timeout).
+    watch_api: Api<Lease>,
     name: String,
 }
 
 impl KubeLeaseStore {
-    pub fn new(client: kube::Client, namespace: &str, name: &str) -> Self {
-        Self { api: Api::namespaced(client, namespace), name: name.to_owned() }
+    pub fn new(clients: &Clients, namespace: &str, name: &str) -> Self {
+        Self {
+            api: Api::namespaced(clients.requests.clone(), namespace),
+            watch_api: Api::namespaced(clients.watches.clone(), namespace),
+            name: name.to_owned(),
+        }
     }
 
     fn to_lease(&self, r: &LeaseRecord, resource_version: Option<&str>) -> Lease {
@@ -107,6 +115,7 @@ fn map_err(e: kube::Error) -> StoreError {
     match &e {
         kube::Error::Api(s) if s.code == 409 && s.reason == "AlreadyExists" => StoreError::AlreadyExists,
         kube::Error::Api(s) if s.code == 409 => StoreError::Conflict,
+        kube::Error::Api(s) if s.code == 404 => StoreError::NotFound,
         _ => StoreError::Other(e.to_string()),
     }
 }
@@ -127,12 +136,14 @@ impl LeaseStore for KubeLeaseStore {
 
     fn changes(&self) -> BoxStream<'static, Option<Versioned>> {
         let cfg = watcher::Config::default().fields(&format!("metadata.name={}", self.name));
-        watcher(self.api.clone(), cfg)
+        watcher(self.watch_api.clone(), cfg)
+            .backoff(watch_backoff())
             .filter_map(|ev| async move {
                 match ev {
                     Ok(watcher::Event::Apply(l)) | Ok(watcher::Event::InitApply(l)) => Some(Some(from_lease(&l))),
                     Ok(watcher::Event::Delete(_)) => Some(None),
-                    // Errors are retried inside the watcher with backoff; polling covers the gap.
+                    // Errors restart the watch after a backoff; the elector's polling covers
+                    // the gap, and its own reads report the outage.
                     _ => None,
                 }
             })
@@ -190,6 +201,11 @@ pub mod memory {
         pub fn writes(&self) -> Vec<(String, LeaseRecord)> {
             self.inner.lock().unwrap().writes.clone()
         }
+        /// Deletes the Lease, as an admin or a GitOps tool would.
+        pub fn delete(&self) {
+            self.inner.lock().unwrap().current = None;
+            let _ = self.tx.send(None);
+        }
         /// Writes a record directly, as another tool or replica would.
         pub fn put(&self, record: LeaseRecord) -> Versioned {
             let mut g = self.inner.lock().unwrap();
@@ -220,7 +236,7 @@ pub mod memory {
             let mut g = self.inner.lock().unwrap();
             match (&g.current, create) {
                 (Some(_), true) => return Err(StoreError::AlreadyExists),
-                (None, false) => return Err(StoreError::Other("not found".into())),
+                (None, false) => return Err(StoreError::NotFound),
                 (Some(cur), false) if Some(cur.resource_version.as_str()) != expect_rv => return Err(StoreError::Conflict),
                 _ => {}
             }

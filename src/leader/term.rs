@@ -33,10 +33,6 @@ impl Term {
         }
     }
 
-    pub fn is_over(&self) -> bool {
-        self.token.is_cancelled()
-    }
-
     /// Cancels the term and waits, at most `bound`, for its work to stop.
     async fn end(&self, bound: Duration) -> bool {
         self.token.cancel();

@@ -21,6 +21,7 @@ pub struct Metrics {
     pub reconcile_duration_seconds: HistogramVec,
     pub errors_total: IntCounterVec,
     pub clusters_managed: IntGauge,
+    pub undecodable_objects: IntGaugeVec,
 }
 
 /// Registers a collector. Called once at start-up with static, unique names and valid label
@@ -47,6 +48,7 @@ impl Metrics {
             reconcile_duration_seconds: reg(&r, HistogramVec::new(HistogramOpts::new("qdrant_operator_reconcile_duration_seconds", "Reconcile duration").buckets(vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]), &["resource_type"]).unwrap()),
             errors_total: reg(&r, IntCounterVec::new(Opts::new("qdrant_operator_errors_total", "Reconcile errors by category"), &["type"]).unwrap()),
             clusters_managed: reg(&r, IntGauge::new("qdrant_operator_clusters_managed", "QdrantClusters in the watched namespaces").unwrap()),
+            undecodable_objects: reg(&r, IntGaugeVec::new(Opts::new("qdrant_operator_undecodable_objects", "Stored objects the operator cannot decode, so does not act upon (each also has an Event and, where it can be written, a status)"), &["kind"]).unwrap()),
             registry: r,
         }
     }
@@ -60,6 +62,7 @@ impl Metrics {
         self.lease_transitions.with_label_values(&[lease]);
         self.master_status.with_label_values(&[lease]).set(0);
         self.compat_leader.set(0);
+        self.undecodable_objects.with_label_values(&["QdrantCluster"]).set(0);
         for result in ["success", "error"] {
             self.reconcile_total.with_label_values(&["QdrantCluster", result]);
         }

@@ -1,6 +1,7 @@
 //! Metrics, logging and the admin HTTP server.
 pub mod metrics;
 pub mod server;
+pub mod throttle;
 
 use crate::config::LogFormat;
 
