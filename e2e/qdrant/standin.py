@@ -1,0 +1,1906 @@
+#!/usr/bin/env python3
+"""A stand-in for the Qdrant server, for end-to-end tests of the operator.
+
+Real Qdrant cannot be installed on the test machines, so this program answers Qdrant's REST
+API (paths, bodies and status codes as in Qdrant's OpenAPI documents) and behaves like a
+Qdrant cluster where the operator can observe it: peers join through `--bootstrap`, keep their
+peer id and data across restarts, spread collection shards over peers, move and replicate
+shards in transfers that take real time, and lose points when the last replica goes away.
+
+It is started like the real binary (same flags, config file and `QDRANT__...` variables), so
+a test can swap it for `QDRANT_BIN=/path/to/qdrant`. Python 3.11 standard library only.
+The simplifications (consensus, storage, snapshots) are listed in README.md beside this file.
+"""
+
+import argparse
+import copy
+import datetime
+import email.parser
+import email.policy
+import hashlib
+import http.client
+import http.server
+import json
+import os
+import re
+import secrets
+import shutil
+import signal
+import sys
+import threading
+import time
+import traceback
+import urllib.parse
+import urllib.request
+import uuid
+import zlib
+
+VERSION = os.environ.get("QDRANT_STANDIN_VERSION", "1.16.3")
+TITLE = "qdrant - vector search engine"
+# Shard transfers last this many seconds plus half a millisecond per point, so that tests can
+# watch a transfer in progress.
+TRANSFER_SECONDS = float(os.environ.get("QDRANT_STANDIN_TRANSFER_SECONDS", "1.0"))
+TRANSFER_SECONDS_PER_POINT = 0.0005
+FAULTS_ENABLED = os.environ.get("QDRANT_STANDIN_FAULTS") == "1"
+# A follower counts as gone (the leader stops waiting for its acknowledgement) when it has
+# not polled for this long.
+FOLLOWER_SILENCE = 3.0
+LONG_POLL_SECONDS = 2.0
+REPLICA_STATES_WRITABLE = ("Active", "Partial")
+
+
+class ApiError(Exception):
+    """An error answered to the client with `status` and Qdrant's error envelope."""
+
+    def __init__(self, status, message):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+class PeerUnreachable(Exception):
+    pass
+
+
+# ----------------------------------------------------------------------------------------
+# Configuration: a YAML subset, JSON, and QDRANT__SECTION__KEY environment variables.
+
+
+def parse_scalar(text):
+    s = text.strip()
+    if s in ("", "~", "null", "Null", "NULL"):
+        return None
+    if s in ("true", "True", "TRUE"):
+        return True
+    if s in ("false", "False", "FALSE"):
+        return False
+    if len(s) >= 2 and s[0] == s[-1] and s[0] in "'\"":
+        if s[0] == '"':
+            return json.loads(s)
+        return s[1:-1].replace("''", "'")
+    if s == "{}":
+        return {}
+    if s == "[]":
+        return []
+    if re.fullmatch(r"[-+]?\d+", s):
+        return int(s)
+    if re.fullmatch(r"[-+]?(\d+\.\d*|\.\d+|\d+)([eE][-+]?\d+)?", s):
+        return float(s)
+    return s
+
+
+def strip_comment(line):
+    """Removes a trailing `# comment` that is outside quotes."""
+    quote = None
+    for i, ch in enumerate(line):
+        if quote:
+            if ch == quote:
+                quote = None
+        elif ch in "'\"":
+            quote = ch
+        elif ch == "#" and (i == 0 or line[i - 1] in " \t"):
+            return line[:i]
+    return line
+
+
+def parse_yaml_subset(text):
+    """Parses block mappings, block lists of scalars and scalars: what Qdrant configs use.
+
+    JSON (a YAML subset too) is accepted as is. Anchors, multi-line strings and flow
+    collections other than `{}` and `[]` are not supported and raise ValueError.
+    """
+    if text.lstrip().startswith(("{", "[")):
+        return json.loads(text)
+    root = {}
+    # Open containers as (indent of the line that opened them, container). A list written at
+    # its key's own indentation (as serde_yaml writes them) is filed half a column left of it.
+    stack = [(-1.0, root)]
+    pending = None  # a `key:` whose value is on the following lines: (indent, parent, key)
+    for lineno, raw in enumerate(text.splitlines(), 1):
+        line = strip_comment(raw).rstrip()
+        body = line.strip()
+        if not body or body == "---":
+            continue
+        indent = len(line) - len(line.lstrip(" "))
+        if line[:indent + 1].strip(" ") == "\t":
+            raise ValueError(f"line {lineno}: tabs are not allowed for indentation")
+        is_item = body == "-" or body.startswith("- ")
+        if pending is not None:
+            p_indent, p_parent, p_key = pending
+            pending = None
+            if indent > p_indent or (is_item and indent == p_indent):
+                container = [] if is_item else {}
+                p_parent[p_key] = container
+                stack.append((p_indent - 0.5 if indent == p_indent else float(p_indent), container))
+        while indent <= stack[-1][0] or (isinstance(stack[-1][1], list) and not is_item and indent <= stack[-1][0] + 0.5):
+            stack.pop()
+        parent = stack[-1][1]
+        if is_item:
+            if not isinstance(parent, list):
+                raise ValueError(f"line {lineno}: list item outside a list")
+            parent.append(parse_scalar(body[1:]))
+            continue
+        m = re.match(r"""^("[^"]*"|'[^']*'|[^:]+?)\s*:(\s+(.*))?$""", body)
+        if not m or not isinstance(parent, dict):
+            raise ValueError(f"line {lineno}: cannot parse {body!r}")
+        key = m.group(1).strip("'\"")
+        if m.group(3) is None or m.group(3) == "":
+            parent[key] = None
+            pending = (indent, parent, key)
+        else:
+            parent[key] = parse_scalar(m.group(3))
+    return root
+
+
+def deep_merge(base, over):
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(base.get(k), dict):
+            deep_merge(base[k], v)
+        else:
+            base[k] = copy.deepcopy(v)
+    return base
+
+
+def load_settings(config_path, environ):
+    """Merges config files and environment like Qdrant: config/config.yaml, config/<RUN_MODE>.yaml,
+    config/local.yaml (all relative to the working directory, optional), --config-path, then
+    QDRANT__A__B variables, the last winning."""
+    cfg = {}
+    run_mode = environ.get("RUN_MODE", "development")
+    files = [os.path.join("config", f"{name}.yaml") for name in ("config", run_mode, "local")]
+    for path in files:
+        if os.path.isfile(path):
+            with open(path, encoding="utf-8") as f:
+                deep_merge(cfg, parse_yaml_subset(f.read()) or {})
+    if config_path:
+        with open(config_path, encoding="utf-8") as f:
+            deep_merge(cfg, parse_yaml_subset(f.read()) or {})
+    for name, value in environ.items():
+        if not name.startswith("QDRANT__"):
+            continue
+        keys = [k.lower() for k in name[len("QDRANT__"):].split("__") if k]
+        if not keys:
+            continue
+        node = cfg
+        for k in keys[:-1]:
+            if not isinstance(node.get(k), dict):
+                node[k] = {}
+            node = node[k]
+        # Kept as text, as Qdrant converts it only into the field's type: an API key "0123"
+        # stays "0123"; ports and flags are converted where they are read.
+        node[keys[-1]] = value
+    return cfg
+
+
+def setting(cfg, dotted, default=None):
+    node = cfg
+    for k in dotted.split("."):
+        if not isinstance(node, dict) or node.get(k) is None:
+            return default
+        node = node[k]
+    return node
+
+
+def setting_bool(cfg, dotted, default):
+    v = setting(cfg, dotted, default)
+    if isinstance(v, str):
+        return v.strip().lower() in ("1", "true", "yes", "on")
+    return bool(v)
+
+
+def setting_key(cfg, dotted):
+    """An API key; Qdrant treats an empty key as unset."""
+    v = setting(cfg, dotted)
+    return str(v) if v not in (None, "") else None
+
+
+# ----------------------------------------------------------------------------------------
+# Small helpers.
+
+
+def now_rfc3339():
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def write_json_atomic(path, obj):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = f"{path}.tmp{threading.get_ident()}"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(obj, f, separators=(",", ":"))
+    os.replace(tmp, path)
+
+
+def reject_constant(name):
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def loads_json(data):
+    return json.loads(data, parse_constant=reject_constant)
+
+
+def is_int(v):
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def want_int(v, name, minimum=0):
+    if not is_int(v) or v < minimum:
+        raise ApiError(400, f"Json deserialize error: `{name}` must be an integer >= {minimum}, got {json.dumps(v)}")
+    return v
+
+
+def want_bool(v, name):
+    if not isinstance(v, bool):
+        raise ApiError(400, f"Json deserialize error: `{name}` must be a boolean")
+    return v
+
+
+def want_object(v, name):
+    if not isinstance(v, dict):
+        raise ApiError(400, f"Json deserialize error: `{name}` must be an object")
+    return v
+
+
+def query_bool(query, name, default):
+    if name not in query:
+        return default
+    v = query[name].lower()
+    if v in ("true", "false"):
+        return v == "true"
+    raise ApiError(400, f"Query deserialize error: `{name}` must be true or false")
+
+
+def point_key(pid):
+    """Normalises a point id (u64 or UUID string) into the key points are stored under."""
+    if is_int(pid) and 0 <= pid < 2**64:
+        return pid
+    if isinstance(pid, str):
+        try:
+            return str(uuid.UUID(pid))
+        except ValueError:
+            pass
+    raise ApiError(400, f"Wrong input: Unable to parse point id {json.dumps(pid)}: expected an unsigned integer or a UUID")
+
+
+def sort_key(key):
+    # Qdrant orders integer ids before UUIDs.
+    return (0, key, "") if is_int(key) else (1, 0, key)
+
+
+def shard_of(key, shard_number):
+    return zlib.crc32(str(key).encode()) % shard_number
+
+
+COLLECTION_NAME_RE = re.compile(r'^[^/\\:*?"<>|\x00-\x1f]{1,255}$')
+
+
+def check_collection_name(name):
+    if not COLLECTION_NAME_RE.match(name) or name in (".", ".."):
+        raise ApiError(422, f"Validation error in path parameters: [collection_name: invalid collection name {name!r}]")
+
+
+# ----------------------------------------------------------------------------------------
+# Collection configuration: what CreateCollection/UpdateCollection give, what CollectionInfo
+# echoes.
+
+HNSW_DEFAULTS = {"m": 16, "ef_construct": 100, "full_scan_threshold": 10000, "max_indexing_threads": 0, "on_disk": False}
+OPTIMIZER_DEFAULTS = {
+    "deleted_threshold": 0.2,
+    "vacuum_min_vector_number": 1000,
+    "default_segment_number": 0,
+    "max_segment_size": None,
+    "memmap_threshold": None,
+    "indexing_threshold": 10000,
+    "flush_interval_sec": 5,
+    "max_optimization_threads": None,
+}
+WAL_DEFAULTS = {"wal_capacity_mb": 32, "wal_segments_ahead": 0}
+DISTANCES = ("Cosine", "Euclid", "Dot", "Manhattan")
+
+
+def merge_given(base, diff, name):
+    """Overlays the non-null fields of an optional *Diff object."""
+    if diff is None:
+        return base
+    want_object(diff, name)
+    out = dict(base)
+    out.update({k: v for k, v in diff.items() if v is not None})
+    return out
+
+
+def check_vector_params(p, name):
+    want_object(p, name)
+    want_int(p.get("size"), f"{name}.size", 1)
+    if p.get("distance") not in DISTANCES:
+        raise ApiError(400, f"Json deserialize error: `{name}.distance` must be one of {', '.join(DISTANCES)}")
+
+
+def is_single_vector_config(vectors):
+    return isinstance(vectors, dict) and "size" in vectors and "distance" in vectors
+
+
+def collection_config_from_create(body, peer_count):
+    want_object(body, "body")
+    vectors = body.get("vectors")
+    if vectors is not None:
+        if is_single_vector_config(vectors):
+            check_vector_params(vectors, "vectors")
+        else:
+            for vname, p in want_object(vectors, "vectors").items():
+                check_vector_params(p, f"vectors.{vname}")
+    params = {"vectors": vectors if vectors is not None else {}}
+    for field, default in (("shard_number", peer_count), ("replication_factor", 1), ("write_consistency_factor", 1)):
+        v = body.get(field)
+        params[field] = default if v is None else want_int(v, field, 1)
+    odp = body.get("on_disk_payload")
+    params["on_disk_payload"] = True if odp is None else want_bool(odp, "on_disk_payload")
+    for field in ("sharding_method", "sparse_vectors", "read_fan_out_factor"):
+        if body.get(field) is not None:
+            params[field] = body[field]
+    config = {
+        "params": params,
+        "hnsw_config": merge_given(HNSW_DEFAULTS, body.get("hnsw_config"), "hnsw_config"),
+        "optimizer_config": optimizer_output(merge_given(OPTIMIZER_DEFAULTS, body.get("optimizers_config"), "optimizers_config")),
+        "wal_config": merge_given(WAL_DEFAULTS, body.get("wal_config"), "wal_config"),
+        "quantization_config": body.get("quantization_config"),
+    }
+    for field in ("strict_mode_config", "metadata"):
+        if body.get(field) is not None:
+            config[field] = want_object(body[field], field)
+    return config
+
+
+def optimizer_output(opt):
+    # The input accepts "auto" for max_optimization_threads; the output is a number or null.
+    if not is_int(opt.get("max_optimization_threads")):
+        opt["max_optimization_threads"] = None
+    return opt
+
+
+def apply_collection_update(config, body):
+    """Applies an UpdateCollection body to a stored collection config (returns a new one)."""
+    want_object(body, "body")
+    config = copy.deepcopy(config)
+    params = config["params"]
+    for field, v in (body.get("params") or {}).items():
+        if v is None:
+            continue
+        if field in ("replication_factor", "write_consistency_factor"):
+            want_int(v, f"params.{field}", 1)
+        params[field] = v
+    if body.get("hnsw_config") is not None:
+        config["hnsw_config"] = merge_given(config["hnsw_config"], body["hnsw_config"], "hnsw_config")
+    if body.get("optimizers_config") is not None:
+        config["optimizer_config"] = optimizer_output(merge_given(config["optimizer_config"], body["optimizers_config"], "optimizers_config"))
+    if "quantization_config" in body and body["quantization_config"] is not None:
+        q = body["quantization_config"]
+        config["quantization_config"] = None if q == "Disabled" else q
+    for vname, diff in (body.get("vectors") or {}).items():
+        vectors = params.get("vectors") or {}
+        if is_single_vector_config(vectors) and vname == "":
+            params["vectors"] = merge_given(vectors, diff, f"vectors.{vname}")
+        elif isinstance(vectors, dict) and vname in vectors and not is_single_vector_config(vectors):
+            vectors[vname] = merge_given(vectors[vname], diff, f"vectors.{vname}")
+        else:
+            raise ApiError(400, f"Wrong input: Not existing vector name error: {vname}")
+    if body.get("sparse_vectors") is not None:
+        params["sparse_vectors"] = deep_merge(params.get("sparse_vectors") or {}, body["sparse_vectors"])
+    if body.get("strict_mode_config") is not None:
+        config["strict_mode_config"] = merge_given(config.get("strict_mode_config") or {}, body["strict_mode_config"], "strict_mode_config")
+    if body.get("metadata") is not None:
+        config["metadata"] = deep_merge(config.get("metadata") or {}, want_object(body["metadata"], "metadata"))
+    return config
+
+
+def check_dense(v, params, name):
+    size = params["size"]
+    if params.get("multivector_config") and isinstance(v, list) and v and isinstance(v[0], list):
+        rows = v
+    else:
+        rows = [v]
+    for row in rows:
+        if not isinstance(row, list) or not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in row):
+            raise ApiError(400, f"Wrong input: vector `{name}` must be a list of numbers")
+        if len(row) != size:
+            raise ApiError(400, f"Wrong input: Vector dimension error: expected dim: {size}, got {len(row)}")
+
+
+def check_point_vector(vectors_cfg, sparse_cfg, vector, pid):
+    if isinstance(vector, list):
+        if not is_single_vector_config(vectors_cfg):
+            raise ApiError(400, f"Wrong input: Not existing vector name error: point {pid} has an unnamed vector, the collection has named vectors only")
+        check_dense(vector, vectors_cfg, "")
+        return
+    if not isinstance(vector, dict):
+        raise ApiError(400, f"Wrong input: point {pid} has an invalid vector")
+    named = {} if is_single_vector_config(vectors_cfg) else (vectors_cfg or {})
+    for vname, v in vector.items():
+        if vname in named:
+            check_dense(v, named[vname], vname)
+        elif vname == "" and is_single_vector_config(vectors_cfg):
+            check_dense(v, vectors_cfg, vname)
+        elif vname in (sparse_cfg or {}) and isinstance(v, dict):
+            continue
+        else:
+            raise ApiError(400, f"Wrong input: Not existing vector name error: {vname}")
+
+
+def points_from_body(body):
+    """Returns [(key, record)] from a PointsList or PointsBatch body."""
+    want_object(body, "body")
+    if "points" in body:
+        pts = body["points"]
+        if not isinstance(pts, list):
+            raise ApiError(400, "Json deserialize error: `points` must be a list")
+        out = []
+        for p in pts:
+            want_object(p, "points[]")
+            if "id" not in p or "vector" not in p:
+                raise ApiError(400, "Json deserialize error: missing field `id` or `vector`")
+            out.append((p["id"], p["vector"], p.get("payload")))
+        return out
+    if "batch" in body:
+        b = want_object(body["batch"], "batch")
+        ids, vectors, payloads = b.get("ids"), b.get("vectors"), b.get("payloads")
+        if not isinstance(ids, list):
+            raise ApiError(400, "Json deserialize error: `batch.ids` must be a list")
+        if isinstance(vectors, dict):
+            per_point = [{k: vs[i] for k, vs in vectors.items()} for i in range(len(ids))] if all(isinstance(vs, list) and len(vs) == len(ids) for vs in vectors.values()) else None
+        elif isinstance(vectors, list) and len(vectors) == len(ids):
+            per_point = vectors
+        else:
+            per_point = None
+        if per_point is None:
+            raise ApiError(400, "Wrong input: `batch.vectors` must hold one vector per id")
+        if payloads is not None and (not isinstance(payloads, list) or len(payloads) != len(ids)):
+            raise ApiError(400, "Wrong input: `batch.payloads` must hold one payload per id")
+        return [(ids[i], per_point[i], payloads[i] if payloads else None) for i in range(len(ids))]
+    raise ApiError(400, "Json deserialize error: expected `points` or `batch`")
+
+
+# ----------------------------------------------------------------------------------------
+# Filters: the conditions tests use (match, range, has_id, is_empty, is_null, nesting).
+
+
+def payload_values(payload, key):
+    values = [payload]
+    for part in key.split("."):
+        nxt = []
+        for v in values:
+            if isinstance(v, dict) and part in v:
+                nxt.append(v[part])
+        values = nxt
+    flat = []
+    for v in values:
+        flat.extend(v if isinstance(v, list) else [v])
+    return flat
+
+
+def filter_matches(flt, key, payload):
+    if flt is None:
+        return True
+    want_object(flt, "filter")
+    unknown = set(flt) - {"must", "should", "must_not", "min_should"}
+    if unknown:
+        raise ApiError(400, f"Json deserialize error: unknown filter field(s) {sorted(unknown)}")
+
+    def conds(v):
+        return [] if v is None else (v if isinstance(v, list) else [v])
+
+    payload = payload or {}
+    if not all(condition_matches(c, key, payload) for c in conds(flt.get("must"))):
+        return False
+    should = conds(flt.get("should"))
+    if should and not any(condition_matches(c, key, payload) for c in should):
+        return False
+    return not any(condition_matches(c, key, payload) for c in conds(flt.get("must_not")))
+
+
+def condition_matches(c, key, payload):
+    want_object(c, "condition")
+    if "has_id" in c:
+        return key in {point_key(i) for i in c["has_id"]}
+    if any(k in c for k in ("must", "should", "must_not")):
+        return filter_matches(c, key, payload)
+    if "is_empty" in c:
+        return not [v for v in payload_values(payload, c["is_empty"]["key"]) if v is not None]
+    if "is_null" in c:
+        values = payload_values(payload, c["is_null"]["key"])
+        return bool(values) and all(v is None for v in values)
+    if "key" in c:
+        values = payload_values(payload, c["key"])
+        if "match" in c:
+            m = want_object(c["match"], "match")
+            if "value" in m:
+                return m["value"] in values
+            if "any" in m:
+                return any(v in m["any"] for v in values)
+            if "except" in m:
+                return not any(v in m["except"] for v in values)
+        if "range" in c:
+            r = want_object(c["range"], "range")
+            nums = [v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
+            checks = {"gt": lambda a, b: a > b, "gte": lambda a, b: a >= b, "lt": lambda a, b: a < b, "lte": lambda a, b: a <= b}
+            return any(all(checks[op](v, bound) for op, bound in r.items() if bound is not None and op in checks) for v in nums)
+    raise ApiError(400, f"Wrong input: the stand-in does not support the filter condition {json.dumps(c)[:200]}")
+
+
+# ----------------------------------------------------------------------------------------
+# Peer-to-peer client. Our own HTTP+JSON protocol on the p2p port (real Qdrant speaks gRPC there).
+
+
+def p2p_call(uri, method, path, body=None, api_key=None, timeout=5.0):
+    """Calls another peer's internal API. Returns the decoded JSON answer, raises ApiError for
+    an error answer and PeerUnreachable when the peer cannot be reached."""
+    u = urllib.parse.urlsplit(uri)
+    conn_cls = http.client.HTTPSConnection if u.scheme == "https" else http.client.HTTPConnection
+    try:
+        conn = conn_cls(u.hostname, u.port or 6335, timeout=timeout)
+        data = None if body is None else json.dumps(body).encode()
+        headers = {"content-type": "application/json"}
+        if api_key:
+            headers["api-key"] = api_key
+        conn.request(method, path, body=data, headers=headers)
+        resp = conn.getresponse()
+        raw = resp.read()
+        conn.close()
+    except (OSError, http.client.HTTPException) as e:
+        raise PeerUnreachable(f"{uri}: {e}") from e
+    try:
+        answer = json.loads(raw) if raw else {}
+    except ValueError as e:
+        raise PeerUnreachable(f"{uri}: undecodable answer ({e})") from e
+    if resp.status >= 300:
+        raise ApiError(resp.status, answer.get("error", f"peer {uri} answered {resp.status}"))
+    return answer
+
+
+# ----------------------------------------------------------------------------------------
+# The node: cluster metadata (replicated from the leader), local shards, transfers.
+
+
+class Node:
+    """One peer.
+
+    Cluster metadata (`self.meta`) is a JSON document changed only by the leader, which applies
+    operations one at a time, bumps `commit` and hands the new document to followers that
+    long-poll it. Points live only on the peers that hold a replica of their shard.
+    """
+
+    def __init__(self, cfg, args):
+        self.cfg = cfg
+        self.cluster_enabled = setting_bool(cfg, "cluster.enabled", False)
+        self.host = str(setting(cfg, "service.host", "0.0.0.0"))
+        self.http_port = int(setting(cfg, "service.http_port", 6333))
+        self.p2p_port = int(setting(cfg, "cluster.p2p.port", 6335))
+        self.storage = os.path.abspath(str(setting(cfg, "storage.storage_path", "./storage")))
+        self.snapshots = os.path.abspath(str(setting(cfg, "storage.snapshots_path", "./snapshots")))
+        self.api_key = setting_key(cfg, "service.api_key")
+        self.read_only_key = setting_key(cfg, "service.read_only_api_key")
+        self.lock = threading.RLock()
+        self.changed = threading.Condition(self.lock)
+        self.shards = {}  # (collection, shard_id) -> {point key: [id, vector, payload]}
+        self.transfers_running = set()
+        self.acks = {}  # follower peer id -> (acknowledged commit, monotonic time)
+        self.send_failures = {}  # peer uri -> MessageSendErrors
+        self.pending_proposals = 0
+        self.last_sync = now_rfc3339()
+        self.ready = False
+        self.removed = False
+        self.stopping = threading.Event()
+        self.operation_id = 0
+        os.makedirs(self.storage, exist_ok=True)
+        state_file = self.state_path()
+        if os.path.exists(state_file):
+            # Like Qdrant: with existing consensus state, --bootstrap and --uri are ignored.
+            with open(state_file, encoding="utf-8") as f:
+                saved = json.load(f)
+            self.peer_id = saved["this_peer_id"]
+            self.uri = saved["this_peer_uri"]
+            self.meta = saved["meta"]
+            self.removed = saved.get("removed", False)
+            self.bootstrap = None
+            self.load_local_shards()
+            if self.is_leader() or not self.cluster_enabled:
+                self.ready = True
+        else:
+            # Random 63-bit ids above 2^53, so clients that parse JSON numbers as doubles break
+            # visibly instead of once in a thousand runs.
+            self.peer_id = 2**53 + 1 + secrets.randbelow(2**63 - 2**53 - 1)
+            self.uri = args.uri or f"http://{self.host if self.host != '0.0.0.0' else '127.0.0.1'}:{self.p2p_port}"
+            self.bootstrap = args.bootstrap if self.cluster_enabled else None
+            self.meta = None
+            if not self.bootstrap:
+                self.meta = {
+                    "cluster_id": uuid.uuid4().hex,
+                    "term": 1,
+                    "commit": 1,
+                    "leader": self.peer_id,
+                    "peers": {str(self.peer_id): self.uri},
+                    "collections": {},
+                    "transfers": [],
+                }
+                self.save_state()
+                self.ready = True
+
+    # -- persistence ------------------------------------------------------------------
+
+    def state_path(self):
+        return os.path.join(self.storage, "raft_state.json")
+
+    def collection_dir(self, name):
+        return os.path.join(self.storage, "collections", name)
+
+    def shard_path(self, name, sid):
+        return os.path.join(self.collection_dir(name), f"shard-{sid}.json")
+
+    def save_state(self):
+        write_json_atomic(self.state_path(), {"this_peer_id": self.peer_id, "this_peer_uri": self.uri, "removed": self.removed, "meta": self.meta})
+
+    def load_local_shards(self):
+        for name, coll in self.meta["collections"].items():
+            for sid, replicas in coll["shards"].items():
+                if str(self.peer_id) in replicas:
+                    self.shards[(name, int(sid))] = self.read_shard_file(name, int(sid))
+
+    def read_shard_file(self, name, sid):
+        path = self.shard_path(name, sid)
+        if not os.path.exists(path):
+            return {}
+        with open(path, encoding="utf-8") as f:
+            return {point_key(r[0]): r for r in json.load(f)}
+
+    def write_shard_file(self, name, sid):
+        write_json_atomic(self.shard_path(name, sid), list(self.shards[(name, sid)].values()))
+
+    # -- metadata views (call with the lock held) ------------------------------------------
+
+    def is_leader(self):
+        return self.meta is not None and self.meta["leader"] == self.peer_id
+
+    def peer_uri(self, peer_id):
+        return self.meta["peers"].get(str(peer_id))
+
+    def collection(self, name):
+        check_collection_name(name)
+        coll = self.meta["collections"].get(name)
+        if coll is None:
+            raise ApiError(404, f"Not found: Collection `{name}` doesn't exist!")
+        return coll
+
+    def holds(self, coll, sid):
+        return str(self.peer_id) in coll["shards"][str(sid)]
+
+    # -- state changes ------------------------------------------------------------------
+
+    def after_state_change(self):
+        """Brings local data in line with the metadata; runs on every peer after each change."""
+        me = str(self.peer_id)
+        if me not in self.meta["peers"]:
+            self.removed = True
+        held = set()
+        for name, coll in self.meta["collections"].items():
+            for sid, replicas in coll["shards"].items():
+                if me in replicas and not self.removed:
+                    held.add((name, int(sid)))
+        for key in list(self.shards):
+            if key not in held:
+                del self.shards[key]
+                try:
+                    os.remove(self.shard_path(*key))
+                except FileNotFoundError:
+                    pass
+        coll_root = os.path.join(self.storage, "collections")
+        if os.path.isdir(coll_root):
+            for name in os.listdir(coll_root):
+                if name not in self.meta["collections"]:
+                    shutil.rmtree(os.path.join(coll_root, name), ignore_errors=True)
+        for key in held:
+            self.shards.setdefault(key, {})
+        for t in self.meta["transfers"]:
+            tkey = transfer_key(t)
+            if t["from"] == self.peer_id and tkey not in self.transfers_running and not self.removed:
+                self.transfers_running.add(tkey)
+                threading.Thread(target=self.run_transfer, args=(dict(t),), daemon=True).start()
+        self.save_state()
+        self.changed.notify_all()
+
+    def adopt(self, meta):
+        """Takes a newer metadata document from the leader (or any peer when it is away)."""
+        with self.lock:
+            if self.meta is not None:
+                if meta.get("cluster_id") != self.meta.get("cluster_id"):
+                    raise PeerUnreachable("peer belongs to another cluster")
+                if (meta["term"], meta["commit"]) <= (self.meta["term"], self.meta["commit"]):
+                    return
+            self.meta = meta
+            self.after_state_change()
+
+    def propose(self, op):
+        """Runs a metadata operation through the leader; returns once this peer has applied it."""
+        with self.lock:
+            leader_here = self.is_leader()
+            leader_uri = None if leader_here else self.peer_uri(self.meta["leader"])
+        if leader_here:
+            commit = self.apply_op(op)
+            self.wait_for_followers(commit)
+            return
+        with self.lock:
+            self.pending_proposals += 1
+        try:
+            answer = p2p_call(leader_uri, "POST", "/p2p/propose", op, self.api_key, timeout=15)
+        except PeerUnreachable as e:
+            self.note_send_failure(leader_uri, str(e))
+            raise ApiError(500, f"Service internal error: consensus leader is unreachable: {e}") from e
+        finally:
+            with self.lock:
+                self.pending_proposals -= 1
+        if "meta" in answer:
+            self.adopt(answer["meta"])
+
+    def wait_for_followers(self, commit, timeout=1.0):
+        """Lets the leader answer only once every live follower has applied `commit`, so a
+        client may read its own write from any peer (the short wait is bounded)."""
+        deadline = time.monotonic() + timeout
+        with self.lock:
+            while self.is_leader():  # a leader that handed over has nobody to wait for
+                now = time.monotonic()
+                lagging = [
+                    p
+                    for p in self.meta["peers"]
+                    if int(p) != self.peer_id and self.acks.get(int(p), (0, 0))[0] < commit and now - self.acks.get(int(p), (0, 0))[1] < FOLLOWER_SILENCE
+                ]
+                if not lagging or now >= deadline:
+                    return
+                self.changed.wait(deadline - now)
+
+    def apply_op(self, op):
+        """Leader only: validates and applies one operation, returns the new commit."""
+        with self.lock:
+            if not self.is_leader():
+                raise ApiError(503, "Service internal error: this peer is no longer the consensus leader")
+            kind = op.get("op")
+            handler = getattr(self, f"op_{kind}", None) if isinstance(kind, str) else None
+            if handler is None:
+                raise ApiError(400, f"unknown operation {kind!r}")
+            meta = copy.deepcopy(self.meta)
+            handler(meta, op)
+            meta["commit"] += 1
+            self.meta = meta
+            self.after_state_change()
+            return meta["commit"]
+
+    # -- operations (leader side; `m` is a copy of the metadata to change) -------------------
+
+    def op_add_peer(self, m, op):
+        want_int(op.get("peer_id"), "peer_id")
+        m["peers"][str(op["peer_id"])] = op["uri"]
+
+    def op_remove_peer(self, m, op):
+        pid = op["peer_id"]
+        if str(pid) not in m["peers"]:
+            raise ApiError(404, f"Not found: Peer {pid} does not exist")
+        held = {}
+        for name, coll in sorted(m["collections"].items()):
+            sids = [int(s) for s, replicas in coll["shards"].items() if str(pid) in replicas]
+            if sids:
+                held[name] = sorted(sids)
+        if held and not op.get("force"):
+            where = "; ".join(f"collection `{n}` shards {s}" for n, s in held.items())
+            raise ApiError(400, f"Bad request: Cannot remove peer {pid} as there are shards on it: {where}")
+        if len(m["peers"]) == 1:
+            raise ApiError(400, f"Bad request: Cannot remove peer {pid}: it is the last peer of the cluster")
+        for coll in m["collections"].values():
+            for replicas in coll["shards"].values():
+                replicas.pop(str(pid), None)
+        m["transfers"] = [t for t in m["transfers"] if pid not in (t["from"], t["to"])]
+        del m["peers"][str(pid)]
+        if m["leader"] == pid:
+            # The leader leaves: the lowest remaining peer takes over in a new term.
+            m["leader"] = min(int(p) for p in m["peers"])
+            m["term"] += 1
+
+    def op_create_collection(self, m, op):
+        name = op["name"]
+        check_collection_name(name)
+        if name in m["collections"]:
+            raise ApiError(400, f"Wrong input: Collection `{name}` already exists!")
+        config = collection_config_from_create(op["body"], len(m["peers"]))
+        params = config["params"]
+        placement = op.get("placement") or {}
+        load = {p: 0 for p in m["peers"]}
+        for coll in m["collections"].values():
+            for replicas in coll["shards"].values():
+                for p in replicas:
+                    if p in load:
+                        load[p] += 1
+        order = sorted(load, key=int)
+        shards = {}
+        for sid in range(params["shard_number"]):
+            chosen = list(placement.get(str(sid), []))
+            for p in chosen:
+                load[p] = load.get(p, 0) + 1
+            # Least-loaded peers first; the shard id rotates ties so shards spread evenly.
+            candidates = sorted(order, key=lambda p: (load[p], (order.index(p) - sid) % len(order)))
+            for p in candidates:
+                if len(chosen) >= min(params["replication_factor"], len(order)):
+                    break
+                if p not in chosen:
+                    chosen.append(p)
+                    load[p] += 1
+            shards[str(sid)] = {p: "Active" for p in chosen}
+        m["collections"][name] = {"config": config, "shards": shards}
+
+    def op_update_collection(self, m, op):
+        coll = m["collections"].get(op["name"])
+        if coll is None:
+            raise ApiError(404, f"Not found: Collection `{op['name']}` doesn't exist!")
+        coll["config"] = apply_collection_update(coll["config"], op["body"])
+
+    def op_delete_collection(self, m, op):
+        # Qdrant answers `true` for a collection that did not exist too.
+        if m["collections"].pop(op["name"], None) is not None:
+            m["transfers"] = [t for t in m["transfers"] if t["collection"] != op["name"]]
+
+    def shard_replicas(self, m, name, sid):
+        coll = m["collections"].get(name)
+        if coll is None:
+            raise ApiError(404, f"Not found: Collection `{name}` doesn't exist!")
+        replicas = coll["shards"].get(str(sid))
+        if replicas is None:
+            raise ApiError(400, f"Bad request: Shard {sid} does not exist in collection `{name}`")
+        return replicas
+
+    def op_start_transfer(self, m, op):
+        name, sid, src, dst = op["collection"], op["shard_id"], op["from"], op["to"]
+        replicas = self.shard_replicas(m, name, sid)
+        for pid in (src, dst):
+            if str(pid) not in m["peers"]:
+                raise ApiError(400, f"Bad request: Peer {pid} does not exist")
+        if src == dst:
+            raise ApiError(400, "Bad request: Source and target peers of a transfer must differ")
+        if replicas.get(str(src)) != "Active":
+            raise ApiError(400, f"Bad request: Shard {sid} of collection `{name}` has no active replica on peer {src}")
+        if str(dst) in replicas:
+            raise ApiError(400, f"Bad request: Shard {sid} of collection `{name}` is already present on peer {dst}")
+        for t in m["transfers"]:
+            if t["collection"] == name and t["shard_id"] == sid and ({t["from"], t["to"]} & {src, dst}):
+                raise ApiError(400, f"Bad request: Shard {sid} is already involved in transfer {t['from']} -> {t['to']}")
+        replicas[str(dst)] = "Partial"
+        m["transfers"].append({"collection": name, "shard_id": sid, "from": src, "to": dst, "sync": op["sync"], "method": op.get("method") or "stream_records"})
+
+    def find_transfer(self, m, op):
+        for t in m["transfers"]:
+            if transfer_key(t) == transfer_key(op):
+                return t
+        raise ApiError(404, f"Not found: Shard transfer {op['from']} -> {op['to']} of shard {op['shard_id']} of collection `{op['collection']}` does not exist")
+
+    def op_finish_transfer(self, m, op):
+        t = self.find_transfer(m, op)
+        m["transfers"].remove(t)
+        replicas = self.shard_replicas(m, t["collection"], t["shard_id"])
+        replicas[str(t["to"])] = "Active"
+        if not t["sync"]:
+            replicas.pop(str(t["from"]), None)
+
+    def op_abort_transfer(self, m, op):
+        t = self.find_transfer(m, op)
+        m["transfers"].remove(t)
+        replicas = self.shard_replicas(m, t["collection"], t["shard_id"])
+        if replicas.get(str(t["to"])) == "Partial":
+            del replicas[str(t["to"])]
+
+    def op_drop_replica(self, m, op):
+        name, sid, pid = op["collection"], op["shard_id"], op["peer_id"]
+        replicas = self.shard_replicas(m, name, sid)
+        if str(pid) not in replicas:
+            raise ApiError(400, f"Bad request: Shard {sid} of collection `{name}` has no replica on peer {pid}")
+        if not [p for p, s in replicas.items() if s == "Active" and p != str(pid)]:
+            raise ApiError(400, f"Bad request: Cannot drop the last active replica of shard {sid} of collection `{name}` (on peer {pid})")
+        for t in m["transfers"]:
+            if t["collection"] == name and t["shard_id"] == sid and pid in (t["from"], t["to"]):
+                raise ApiError(400, f"Bad request: Shard {sid} on peer {pid} is involved in transfer {t['from']} -> {t['to']}; abort it first")
+        del replicas[str(pid)]
+
+    # -- transfers (run on the source peer) ------------------------------------------------
+
+    def transfer_active(self, t):
+        with self.lock:
+            return any(transfer_key(x) == transfer_key(t) for x in self.meta["transfers"]) and not self.stopping.is_set()
+
+    def run_transfer(self, t):
+        key = transfer_key(t)
+        try:
+            with self.lock:
+                n = len(self.shards.get((t["collection"], t["shard_id"]), {}))
+            deadline = time.monotonic() + TRANSFER_SECONDS + n * TRANSFER_SECONDS_PER_POINT
+            while time.monotonic() < deadline:
+                if not self.transfer_active(t):
+                    return
+                time.sleep(0.05)
+            if not self.transfer_active(t):
+                return
+            with self.lock:
+                records = list(self.shards.get((t["collection"], t["shard_id"]), {}).values())
+                target = self.peer_uri(t["to"])
+            try:
+                p2p_call(target, "POST", "/p2p/shard/receive", {"collection": t["collection"], "shard_id": t["shard_id"], "points": records, "mode": "fill"}, self.api_key, timeout=30)
+                self.propose({"op": "finish_transfer", **key_dict(t)})
+            except (ApiError, PeerUnreachable) as e:
+                log(f"transfer {key} failed: {e}")
+                if self.transfer_active(t):
+                    try:
+                        self.propose({"op": "abort_transfer", **key_dict(t)})
+                    except ApiError as e2:
+                        log(f"abort of transfer {key} failed: {e2}")
+        finally:
+            with self.lock:
+                self.transfers_running.discard(key)
+
+    # -- consensus loop (followers) ---------------------------------------------------------
+
+    def note_send_failure(self, uri, error):
+        with self.lock:
+            f = self.send_failures.setdefault(uri, {"count": 0})
+            f["count"] += 1
+            f["latest_error"] = error
+            f["latest_error_timestamp"] = now_rfc3339()
+
+    def join(self):
+        """Registers this new peer with the cluster through the bootstrap peer, retrying."""
+        while not self.stopping.is_set():
+            try:
+                answer = p2p_call(self.bootstrap, "POST", "/p2p/join", {"peer_id": self.peer_id, "uri": self.uri}, self.api_key, timeout=15)
+                self.adopt(answer["meta"])
+                with self.lock:
+                    self.ready = True
+                    self.save_state()
+                log(f"joined cluster through {self.bootstrap} as peer {self.peer_id}")
+                return True
+            except (ApiError, PeerUnreachable, KeyError) as e:
+                log(f"joining through {self.bootstrap} failed, retrying: {e}")
+                self.note_send_failure(self.bootstrap, str(e))
+                self.stopping.wait(1.0)
+        return False
+
+    def sync_once(self, wait):
+        """Fetches the leader's metadata (long-polling up to `wait` s); falls back to the other
+        peers while the leader is away, so a leader handover is still learned."""
+        with self.lock:
+            if self.is_leader() or self.removed:
+                return False
+            leader_uri = self.peer_uri(self.meta["leader"])
+            commit = self.meta["commit"]
+            others = [u for p, u in self.meta["peers"].items() if int(p) not in (self.peer_id, self.meta["leader"])]
+        path = f"/p2p/state?after={commit}&wait={wait}&peer_id={self.peer_id}"
+        try:
+            self.adopt(p2p_call(leader_uri, "GET", path, None, self.api_key, timeout=wait + 5)["meta"])
+            with self.lock:
+                self.send_failures.pop(leader_uri, None)
+                self.last_sync = now_rfc3339()
+                self.ready = True
+            return True
+        except (ApiError, PeerUnreachable) as e:
+            self.note_send_failure(leader_uri, str(e))
+        for uri in others:
+            try:
+                self.adopt(p2p_call(uri, "GET", "/p2p/state", None, self.api_key, timeout=2)["meta"])
+                with self.lock:
+                    self.ready = True
+            except (ApiError, PeerUnreachable):
+                continue
+        return False
+
+    def consensus_loop(self):
+        if self.meta is None and not self.join():
+            return
+        while not self.stopping.is_set():
+            with self.lock:
+                idle = self.is_leader() or self.removed
+            if idle:
+                self.stopping.wait(0.2)
+            elif not self.sync_once(LONG_POLL_SECONDS):
+                self.stopping.wait(0.5)
+
+    # -- local shard data -------------------------------------------------------------------
+
+    def held_shard(self, name, sid):
+        """This peer's data of a shard; refuses a shard it holds no replica of, so that a
+        peer with stale metadata learns it wrote to the wrong place instead of losing points."""
+        shard = self.shards.get((name, sid))
+        if shard is None:
+            raise ApiError(409, f"Conflict: shard {sid} of collection `{name}` has no replica on peer {self.peer_id}")
+        return shard
+
+    def local_upsert(self, name, sid, records):
+        with self.lock:
+            shard = self.held_shard(name, sid)
+            for r in records:
+                shard[point_key(r[0])] = r
+            self.write_shard_file(name, sid)
+
+    def local_receive(self, name, sid, records, mode):
+        """Takes a shard's records from a transfer ("fill": keep what we have, newer writes
+        reached us directly) or a snapshot recovery ("replace")."""
+        with self.lock:
+            shard = self.held_shard(name, sid)
+            if mode == "replace":
+                shard.clear()
+            for r in records:
+                shard.setdefault(point_key(r[0]), r)
+            self.write_shard_file(name, sid)
+
+    def local_read(self, name, sid, flt, mode):
+        with self.lock:
+            records = list(self.held_shard(name, sid).values())
+        selected = [r for r in records if filter_matches(flt, point_key(r[0]), r[2])]
+        return len(selected) if mode == "count" else selected
+
+    # -- cluster-wide point operations ------------------------------------------------------
+
+    def upsert(self, name, body):
+        with self.lock:
+            coll = self.collection(name)
+            params = coll["config"]["params"]
+            groups = {}
+            for pid, vector, payload in points_from_body(body):
+                key = point_key(pid)
+                check_point_vector(params.get("vectors"), params.get("sparse_vectors"), vector, pid)
+                if payload is not None and not isinstance(payload, dict):
+                    raise ApiError(400, f"Json deserialize error: payload of point {pid} must be an object")
+                groups.setdefault(shard_of(key, params["shard_number"]), []).append([key, vector, payload])
+            plan = []
+            for sid, records in groups.items():
+                replicas = coll["shards"][str(sid)]
+                targets = [(int(p), s, self.peer_uri(p)) for p, s in replicas.items() if s in REPLICA_STATES_WRITABLE]
+                plan.append((sid, records, targets))
+            self.operation_id += 1
+            op_id = self.operation_id
+        for sid, records, targets in plan:
+            written_active = 0
+            errors = []
+            for pid, state, uri in targets:
+                try:
+                    if pid == self.peer_id:
+                        self.local_upsert(name, sid, records)
+                    else:
+                        p2p_call(uri, "POST", "/p2p/shard/upsert", {"collection": name, "shard_id": sid, "points": records}, self.api_key, timeout=30)
+                    written_active += state == "Active"
+                except (ApiError, PeerUnreachable) as e:
+                    errors.append(f"peer {pid}: {e}")
+            if not written_active:
+                raise ApiError(500, f"Service internal error: No active replica of shard {sid} of collection `{name}` accepted the update: {'; '.join(errors) or 'the shard has no replicas'}")
+        return op_id
+
+    def read_shard(self, name, sid, flt, mode):
+        """Reads one shard from one of its active replicas, this peer's first."""
+        with self.lock:
+            replicas = self.collection(name)["shards"][str(sid)]
+            if not replicas:
+                # Every replica is gone (e.g. its peer was force-removed): the points are lost.
+                return 0 if mode == "count" else []
+            active = sorted((int(p) for p, s in replicas.items() if s == "Active"), key=lambda p: p != self.peer_id)
+            uris = {p: self.peer_uri(p) for p in active}
+        errors = []
+        for pid in active:
+            try:
+                if pid == self.peer_id:
+                    return self.local_read(name, sid, flt, mode)
+                answer = p2p_call(uris[pid], "POST", "/p2p/shard/read", {"collection": name, "shard_id": sid, "filter": flt, "mode": mode}, self.api_key, timeout=30)
+                return answer["result"]
+            except (ApiError, PeerUnreachable) as e:
+                errors.append(f"peer {pid}: {e}")
+        raise ApiError(500, f"Service internal error: No active replica of shard {sid} of collection `{name}` is available: {'; '.join(errors) or 'no replica is active'}")
+
+    def shard_ids(self, name):
+        with self.lock:
+            return sorted(int(s) for s in self.collection(name)["shards"])
+
+    def count(self, name, flt):
+        filter_matches(flt, 0, {})  # a bad filter is the client's 400, not a replica failure
+        return sum(self.read_shard(name, sid, flt, "count") for sid in self.shard_ids(name))
+
+    def all_records(self, name, flt):
+        filter_matches(flt, 0, {})
+        records = []
+        for sid in self.shard_ids(name):
+            records.extend(self.read_shard(name, sid, flt, "points"))
+        records.sort(key=lambda r: sort_key(point_key(r[0])))
+        return records
+
+    def replace_shard_everywhere(self, name, sid, records):
+        with self.lock:
+            replicas = self.collection(name)["shards"].get(str(sid), {})
+            targets = [(int(p), self.peer_uri(p)) for p in replicas]
+        for pid, uri in targets:
+            if pid == self.peer_id:
+                self.local_receive(name, sid, records, "replace")
+            else:
+                p2p_call(uri, "POST", "/p2p/shard/receive", {"collection": name, "shard_id": sid, "points": records, "mode": "replace"}, self.api_key, timeout=30)
+
+    # -- snapshots ----------------------------------------------------------------------------
+
+    def snapshot_dir(self, name):
+        return os.path.join(self.snapshots, name)
+
+    def snapshot_file(self, name, snapshot):
+        if "/" in snapshot or snapshot in (".", "..") or not snapshot.endswith(".snapshot"):
+            raise ApiError(404, f"Not found: Snapshot {snapshot} not found")
+        path = os.path.join(self.snapshot_dir(name), snapshot)
+        if not os.path.isfile(path):
+            raise ApiError(404, f"Not found: Snapshot {snapshot} not found")
+        return path
+
+    def describe_snapshot(self, path):
+        st = os.stat(path)
+        checksum_path = path + ".checksum"
+        if os.path.exists(checksum_path):
+            with open(checksum_path, encoding="utf-8") as f:
+                checksum = f.read().strip()
+        else:
+            checksum = file_sha256(path)
+        created = datetime.datetime.fromtimestamp(st.st_mtime, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+        return {"name": os.path.basename(path), "creation_time": created, "size": st.st_size, "checksum": checksum}
+
+    def create_snapshot(self, name):
+        """Writes this peer's local shards of a collection (not the other peers') to a file."""
+        with self.lock:
+            coll = copy.deepcopy(self.collection(name))
+            shards = {str(sid): list(recs.values()) for (n, sid), recs in self.shards.items() if n == name}
+        doc = {"format": "qdrant-standin-snapshot", "version": 1, "collection": name, "peer_id": self.peer_id, "config": coll["config"], "shards": shards}
+        os.makedirs(self.snapshot_dir(name), exist_ok=True)
+        stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d-%H-%M-%S")
+        base = f"{name}-{self.peer_id}-{stamp}"
+        path = os.path.join(self.snapshot_dir(name), f"{base}.snapshot")
+        n = 1
+        while os.path.exists(path):
+            n += 1
+            path = os.path.join(self.snapshot_dir(name), f"{base}-{n}.snapshot")
+        data = json.dumps(doc, separators=(",", ":")).encode()
+        tmp = path + ".tmp"
+        with open(tmp, "wb") as f:
+            f.write(data)
+        with open(path + ".checksum", "w", encoding="utf-8") as f:
+            f.write(hashlib.sha256(data).hexdigest())
+        os.replace(tmp, path)
+        return self.describe_snapshot(path)
+
+    def list_snapshots(self, name):
+        with self.lock:
+            self.collection(name)
+        d = self.snapshot_dir(name)
+        if not os.path.isdir(d):
+            return []
+        return [self.describe_snapshot(os.path.join(d, f)) for f in sorted(os.listdir(d)) if f.endswith(".snapshot")]
+
+    def recover(self, name, data, priority, checksum):
+        """Restores a collection from snapshot bytes (see README for the priority rules)."""
+        check_collection_name(name)
+        if checksum and hashlib.sha256(data).hexdigest() != checksum.lower():
+            raise ApiError(400, "Wrong input: Snapshot checksum mismatch")
+        try:
+            doc = json.loads(data)
+            assert doc.get("format") == "qdrant-standin-snapshot"
+            config, shards = doc["config"], {int(s): r for s, r in doc["shards"].items()}
+        except (ValueError, AssertionError, KeyError, AttributeError, TypeError) as e:
+            raise ApiError(400, f"Wrong input: not a snapshot of this server: {e}") from e
+        priority = priority or "replica"
+        if priority not in ("no_sync", "snapshot", "replica"):
+            raise ApiError(400, f"Wrong input: unknown snapshot priority {priority!r}")
+        with self.lock:
+            exists = name in self.meta["collections"]
+            me = str(self.peer_id)
+        if not exists:
+            params = config["params"]
+            body = {k: params.get(k) for k in ("vectors", "shard_number", "replication_factor", "write_consistency_factor", "on_disk_payload", "sparse_vectors")}
+            body.update({"hnsw_config": config.get("hnsw_config"), "optimizers_config": config.get("optimizer_config"), "wal_config": config.get("wal_config"), "quantization_config": config.get("quantization_config")})
+            self.propose({"op": "create_collection", "name": name, "body": body, "placement": {str(s): [me] for s in shards}})
+        with self.lock:
+            coll = self.collection(name)
+            if coll["config"]["params"]["shard_number"] != config["params"]["shard_number"]:
+                raise ApiError(400, f"Wrong input: Snapshot is not compatible with existing collection: Collection shard number: {coll['config']['params']['shard_number']} Snapshot shard number: {config['params']['shard_number']}")
+            replace = []
+            for sid, records in shards.items():
+                replicas = coll["shards"][str(sid)]
+                others_active = [p for p, s in replicas.items() if p != me and s == "Active"]
+                # Priority `replica` keeps what other active replicas hold, like Qdrant.
+                if priority != "replica" or not others_active:
+                    replace.append((sid, records))
+        for sid, records in replace:
+            self.replace_shard_everywhere(name, sid, records)
+
+    def fetch_snapshot(self, location, api_key):
+        u = urllib.parse.urlsplit(location)
+        if u.scheme == "file":
+            path = os.path.realpath(urllib.parse.unquote(u.path))
+            if not path.startswith(os.path.realpath(self.snapshots) + os.sep):
+                raise ApiError(400, f"Bad request: Snapshot file {path} must be inside the snapshots directory {self.snapshots}")
+            if not os.path.isfile(path):
+                raise ApiError(404, f"Not found: Snapshot file {path} does not exist")
+            with open(path, "rb") as f:
+                return f.read()
+        if u.scheme in ("http", "https"):
+            req = urllib.request.Request(location, headers={"api-key": api_key} if api_key else {})
+            try:
+                with urllib.request.urlopen(req, timeout=60) as r:
+                    return r.read()
+            except OSError as e:
+                raise ApiError(400, f"Bad request: Failed to download snapshot from {location}: {e}") from e
+        raise ApiError(400, f"Bad request: Unsupported snapshot location {location!r} (use file:// or http(s)://)")
+
+    # -- REST views ---------------------------------------------------------------------------
+
+    def cluster_status(self):
+        if not self.cluster_enabled:
+            return {"status": "disabled"}
+        with self.lock:
+            if self.meta is None or self.removed:
+                peers = {str(self.peer_id): {"uri": self.uri}}
+                err = "this peer was removed from the cluster" if self.removed else "not joined yet"
+                raft = {"term": 0 if self.meta is None else self.meta["term"], "commit": 0 if self.meta is None else self.meta["commit"], "pending_operations": self.pending_proposals, "leader": None, "role": None, "is_voter": False}
+                thread = {"consensus_thread_status": "stopped_with_err", "err": err} if self.removed else {"consensus_thread_status": "working", "last_update": self.last_sync}
+            else:
+                leader = self.is_leader()
+                peers = {p: {"uri": u} for p, u in self.meta["peers"].items()}
+                raft = {"term": self.meta["term"], "commit": self.meta["commit"], "pending_operations": self.pending_proposals, "leader": self.meta["leader"], "role": "Leader" if leader else "Follower", "is_voter": True}
+                thread = {"consensus_thread_status": "working", "last_update": now_rfc3339() if leader else self.last_sync}
+            return {
+                "status": "enabled",
+                "peer_id": self.peer_id,
+                "peers": peers,
+                "raft_info": raft,
+                "consensus_thread_status": thread,
+                "message_send_failures": copy.deepcopy(self.send_failures),
+            }
+
+    def collection_status(self, coll):
+        states = [list(r.values()) for r in coll["shards"].values()]
+        if any("Active" not in s for s in states):
+            return "red"
+        if any(x != "Active" for s in states for x in s):
+            return "yellow"
+        return "green"
+
+    def collection_info(self, name):
+        with self.lock:
+            coll = copy.deepcopy(self.collection(name))
+        try:
+            points = self.count(name, None)
+        except ApiError:
+            points = None  # Qdrant reports an unknown count as null
+        return {
+            "status": self.collection_status(coll),
+            "optimizer_status": "ok",
+            "indexed_vectors_count": 0,
+            "points_count": points,
+            "segments_count": 2 * len(coll["shards"]),
+            "config": coll["config"],
+            "payload_schema": {},
+        }
+
+    def collection_cluster_info(self, name):
+        with self.lock:
+            coll = self.collection(name)
+            me = str(self.peer_id)
+            local, remote = [], []
+            for sid in sorted(coll["shards"], key=int):
+                for p, state in sorted(coll["shards"][sid].items()):
+                    if p == me:
+                        local.append({"shard_id": int(sid), "points_count": len(self.shards.get((name, int(sid)), {})), "state": state})
+                    else:
+                        remote.append({"shard_id": int(sid), "peer_id": int(p), "state": state})
+            transfers = [{"shard_id": t["shard_id"], "from": t["from"], "to": t["to"], "sync": t["sync"], "method": t["method"]} for t in self.meta["transfers"] if t["collection"] == name]
+            return {"peer_id": self.peer_id, "shard_count": len(coll["shards"]), "local_shards": local, "remote_shards": remote, "shard_transfers": transfers}
+
+
+def transfer_key(t):
+    return (t["collection"], t["shard_id"], t["from"], t["to"])
+
+
+def key_dict(t):
+    return {"collection": t["collection"], "shard_id": t["shard_id"], "from": t["from"], "to": t["to"]}
+
+
+def file_sha256(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def log(msg):
+    print(f"{datetime.datetime.now().isoformat(timespec='milliseconds')} standin: {msg}", file=sys.stderr, flush=True)
+
+
+# ----------------------------------------------------------------------------------------
+# HTTP plumbing shared by the REST and p2p servers.
+
+
+class Raw:
+    """A non-JSON-envelope answer."""
+
+    def __init__(self, status, content_type, data):
+        self.status, self.content_type, self.data = status, content_type, data
+
+
+class BaseHandler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "qdrant-standin"
+    sys_version = ""
+    node: Node = None
+
+    def log_request(self, code="-", size="-"):
+        pass  # one line per request is written by dispatch() instead
+
+    def log_message(self, fmt, *args):
+        log(f"{self.address_string()} {fmt % args}")
+
+    def read_body(self):
+        if self.headers.get("transfer-encoding", "").lower() == "chunked":
+            parts = []
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass
+                    return b"".join(parts)
+                parts.append(self.rfile.read(size))
+                self.rfile.readline()
+        length = int(self.headers.get("content-length") or 0)
+        return self.rfile.read(length) if length > 0 else b""
+
+    def send(self, status, content_type, data):
+        self.send_response(status)
+        self.send_header("content-type", content_type)
+        self.send_header("content-length", str(len(data)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data)
+
+    def do_GET(self):
+        self.dispatch()
+
+    do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_GET
+
+    def dispatch(self):
+        t0 = time.perf_counter()
+        status = 500
+        try:
+            split = urllib.parse.urlsplit(self.path)
+            query = dict(urllib.parse.parse_qsl(split.query, keep_blank_values=True))
+            try:
+                body = self.read_body()
+            except ValueError as e:
+                self.close_connection = True
+                raise ApiError(400, f"Bad request: unreadable body: {e}") from e
+            status, ctype, data = self.answer(split.path, query, body, t0)
+        except ApiError as e:
+            status, ctype, data = e.status, "application/json", error_body(e.message, t0)
+        except Exception as e:  # a request must never take the server down
+            log(f"internal error: {traceback.format_exc()}")
+            status, ctype, data = 500, "application/json", error_body(f"Service internal error: {e}", t0)
+            self.close_connection = True
+        try:
+            self.send(status, ctype, data)
+        except OSError:
+            self.close_connection = True
+        if status != 200 or not self.path.startswith("/p2p/state"):  # not every long-poll
+            log(f"{self.client_address[0]} {self.command} {self.path} {status} {time.perf_counter() - t0:.3f}s")
+
+
+def error_body(message, t0):
+    return json.dumps({"status": {"error": message}, "time": time.perf_counter() - t0}).encode()
+
+
+def ok_body(result, t0):
+    return json.dumps({"result": result, "status": "ok", "time": time.perf_counter() - t0}).encode()
+
+
+def parse_json_body(body):
+    if not body.strip():
+        raise ApiError(400, "Json deserialize error: EOF while parsing a value at line 1 column 0")
+    try:
+        return loads_json(body)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise ApiError(400, f"Json deserialize error: {e}") from e
+
+
+# ----------------------------------------------------------------------------------------
+# REST API.
+
+# Paths a read-only key may POST to, as in Qdrant's auth middleware.
+READ_ONLY_POST = re.compile(r"^/collections/[^/]+/points(/count|/scroll|/search|/search/batch|/search/groups|/recommend|/recommend/batch|/recommend/groups|/discover|/discover/batch|/query|/query/batch|/query/groups)?$")
+PUBLIC_PATHS = re.compile(r"^(/|/healthz|/readyz.*|/livez.*)$")
+ROUTES = []
+
+
+def route(method, pattern):
+    regex = re.compile("^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", pattern) + "$")
+
+    def register(fn):
+        ROUTES.append((method, regex, fn))
+        return fn
+
+    return register
+
+
+class Faults:
+    """Test-only fault injection, enabled by QDRANT_STANDIN_FAULTS=1 (see README)."""
+
+    lock = threading.Lock()
+    status = None
+    remaining = 0
+    prefix = "/"
+    delay = 0.0
+
+
+class RestHandler(BaseHandler):
+    def answer(self, path, query, body, t0):
+        node = self.node
+        if FAULTS_ENABLED and path.startswith("/__standin/"):
+            return self.fault_control(path, query, t0)
+        if FAULTS_ENABLED:
+            with Faults.lock:
+                fail = Faults.status if Faults.status and path.startswith(Faults.prefix) and Faults.remaining != 0 else None
+                if fail:
+                    Faults.remaining -= 1
+                delay = Faults.delay
+            if delay:
+                time.sleep(delay)
+            if fail:
+                return fail, "application/json", error_body(f"Service internal error: injected fault {fail}", t0)
+        auth = None if PUBLIC_PATHS.match(path) else self.authenticate(path)
+        if isinstance(auth, tuple):
+            return auth
+        try:
+            with node.lock:
+                joined = node.meta is not None
+            if not joined and auth is not None:
+                raise ApiError(503, "Service unavailable: this peer has not joined the cluster yet")
+            for method, regex, fn in ROUTES:
+                m = regex.match(path)
+                if m and method == self.command:
+                    if auth == "read" and not (self.command == "GET" or (self.command == "POST" and READ_ONLY_POST.match(path))):
+                        raise ApiError(403, "Forbidden: Write access is required, this API key grants read-only access")
+                    params = {k: urllib.parse.unquote(v) for k, v in m.groupdict().items()}
+                    result = fn(self, node, params, query, body)
+                    if isinstance(result, Raw):
+                        return result.status, result.content_type, result.data
+                    return 200, "application/json", ok_body(result, t0)
+            raise ApiError(404, f"Not found: {self.command} {path}")
+        except ApiError as e:
+            return e.status, "application/json", error_body(e.message, t0)
+
+    def authenticate(self, path):
+        """Returns "write", "read", or a ready (status, type, body) refusal. Like Qdrant, the
+        401 body of the auth layer is plain text."""
+        node = self.node
+        if not node.api_key and not node.read_only_key:
+            return "write"
+        key = self.headers.get("api-key")
+        if key is None:
+            bearer = self.headers.get("authorization", "")
+            key = bearer[len("Bearer "):] if bearer.startswith("Bearer ") else None
+        if key is None:
+            return 401, "text/plain; charset=utf-8", b"Must provide an API key or an Authorization bearer token"
+        if node.api_key and secrets.compare_digest(key.encode(), node.api_key.encode()):
+            return "write"
+        if node.read_only_key and secrets.compare_digest(key.encode(), node.read_only_key.encode()):
+            return "read"
+        return 401, "text/plain; charset=utf-8", b"Invalid API key or JWT"
+
+    def fault_control(self, path, query, t0):
+        with Faults.lock:
+            if path == "/__standin/fail" and self.command == "POST":
+                Faults.status = int(query.get("status", "500"))
+                Faults.remaining = int(query.get("count", "-1"))
+                Faults.prefix = query.get("path_prefix", "/")
+                Faults.delay = float(query.get("delay", "0"))
+            elif path == "/__standin/heal" and self.command == "POST":
+                Faults.status, Faults.remaining, Faults.prefix, Faults.delay = None, 0, "/", 0.0
+            else:
+                return 404, "application/json", error_body(f"Not found: {self.command} {path}", t0)
+        return 200, "application/json", ok_body(True, t0)
+
+
+@route("GET", "/")
+def get_root(h, node, p, q, body):
+    # Qdrant answers this one without the result/status/time envelope.
+    info = {"title": TITLE, "version": VERSION, "commit": "0000000000000000000000000000000000000000"}
+    return Raw(200, "application/json", json.dumps(info).encode())
+
+
+@route("GET", "/healthz")
+@route("GET", "/livez")
+def get_healthz(h, node, p, q, body):
+    return Raw(200, "text/plain; charset=utf-8", b"healthz check passed")
+
+
+@route("GET", "/readyz")
+def get_readyz(h, node, p, q, body):
+    # Sticky like Qdrant's: once ready, stays ready.
+    with node.lock:
+        ready = node.ready
+    if ready:
+        return Raw(200, "text/plain; charset=utf-8", b"all shards are ready")
+    return Raw(503, "text/plain; charset=utf-8", b"some shards are not ready")
+
+
+@route("GET", "/cluster")
+def get_cluster(h, node, p, q, body):
+    return node.cluster_status()
+
+
+@route("DELETE", "/cluster/peer/{peer_id}")
+def delete_peer(h, node, p, q, body):
+    if not node.cluster_enabled:
+        raise ApiError(400, "Bad request: Distributed deployment is disabled.")
+    if not re.fullmatch(r"\d+", p["peer_id"]) or int(p["peer_id"]) >= 2**64:
+        raise ApiError(400, f"Path deserialize error: can not parse {p['peer_id']!r} to a u64")
+    node.propose({"op": "remove_peer", "peer_id": int(p["peer_id"]), "force": query_bool(q, "force", False)})
+    return True
+
+
+@route("GET", "/collections")
+def list_collections(h, node, p, q, body):
+    with node.lock:
+        return {"collections": [{"name": n} for n in sorted(node.meta["collections"])]} if node.meta else {"collections": []}
+
+
+def known_collection(node, name):
+    """The collection's metadata; a follower asks the leader once more before answering 404,
+    in case the collection was created an instant ago through another peer."""
+    try:
+        with node.lock:
+            return node.collection(name)
+    except ApiError as e:
+        if e.status != 404 or not node.cluster_enabled:
+            raise
+        node.sync_once(0)
+        with node.lock:
+            return node.collection(name)
+
+
+@route("GET", "/collections/{collection_name}")
+def get_collection(h, node, p, q, body):
+    known_collection(node, p["collection_name"])
+    return node.collection_info(p["collection_name"])
+
+
+@route("GET", "/collections/{collection_name}/exists")
+def collection_exists(h, node, p, q, body):
+    try:
+        known_collection(node, p["collection_name"])
+        return {"exists": True}
+    except ApiError as e:
+        if e.status == 404:
+            return {"exists": False}
+        raise
+
+
+@route("PUT", "/collections/{collection_name}")
+def create_collection(h, node, p, q, body):
+    check_collection_name(p["collection_name"])
+    req = parse_json_body(body)
+    with node.lock:
+        collection_config_from_create(req, len(node.meta["peers"]))  # validate before proposing
+    node.propose({"op": "create_collection", "name": p["collection_name"], "body": req})
+    return True
+
+
+@route("PATCH", "/collections/{collection_name}")
+def update_collection(h, node, p, q, body):
+    req = parse_json_body(body)
+    with node.lock:
+        apply_collection_update(known_collection(node, p["collection_name"])["config"], req)
+    node.propose({"op": "update_collection", "name": p["collection_name"], "body": req})
+    return True
+
+
+@route("DELETE", "/collections/{collection_name}")
+def delete_collection(h, node, p, q, body):
+    check_collection_name(p["collection_name"])
+    node.propose({"op": "delete_collection", "name": p["collection_name"]})
+    return True
+
+
+@route("GET", "/collections/{collection_name}/cluster")
+def get_collection_cluster(h, node, p, q, body):
+    known_collection(node, p["collection_name"])
+    return node.collection_cluster_info(p["collection_name"])
+
+
+@route("POST", "/collections/{collection_name}/cluster")
+def post_collection_cluster(h, node, p, q, body):
+    name = p["collection_name"]
+    known_collection(node, name)
+    req = want_object(parse_json_body(body), "body")
+    if len(req) != 1:
+        raise ApiError(400, "Json deserialize error: expected exactly one cluster operation")
+    (kind, arg), = req.items()
+    arg = want_object(arg, kind)
+    sid = want_int(arg.get("shard_id"), f"{kind}.shard_id")
+    if kind in ("move_shard", "replicate_shard", "abort_transfer"):
+        src = want_int(arg.get("from_peer_id"), f"{kind}.from_peer_id")
+        dst = want_int(arg.get("to_peer_id"), f"{kind}.to_peer_id")
+        if kind == "abort_transfer":
+            op = {"op": "abort_transfer", "collection": name, "shard_id": sid, "from": src, "to": dst}
+        else:
+            method = arg.get("method")
+            if method is not None and method not in ("stream_records", "snapshot", "wal_delta"):
+                raise ApiError(400, f"Json deserialize error: unknown transfer method {method!r}")
+            op = {"op": "start_transfer", "collection": name, "shard_id": sid, "from": src, "to": dst, "sync": kind == "replicate_shard", "method": method}
+    elif kind == "drop_replica":
+        op = {"op": "drop_replica", "collection": name, "shard_id": sid, "peer_id": want_int(arg.get("peer_id"), "drop_replica.peer_id")}
+    else:
+        raise ApiError(400, f"Bad request: the stand-in does not support the cluster operation `{kind}`")
+    node.propose(op)
+    return True
+
+
+@route("PUT", "/collections/{collection_name}/points")
+def upsert_points(h, node, p, q, body):
+    known_collection(node, p["collection_name"])
+    wait = query_bool(q, "wait", False)
+    op_id = node.upsert(p["collection_name"], parse_json_body(body))
+    # Writes are always applied before answering; `wait` only changes the reported status.
+    return {"operation_id": op_id, "status": "completed" if wait else "acknowledged"}
+
+
+def record_out(r, with_payload, with_vector):
+    return {"id": r[0], "payload": (r[2] or {}) if with_payload is not False else None, "vector": r[1] if with_vector not in (False, None) else None}
+
+
+@route("POST", "/collections/{collection_name}/points")
+def get_points(h, node, p, q, body):
+    known_collection(node, p["collection_name"])
+    req = want_object(parse_json_body(body), "body")
+    if not isinstance(req.get("ids"), list):
+        raise ApiError(400, "Json deserialize error: missing field `ids`")
+    wanted = [point_key(i) for i in req["ids"]]
+    by_key = {point_key(r[0]): r for r in node.all_records(p["collection_name"], {"must": [{"has_id": wanted}]})}
+    return [record_out(by_key[k], req.get("with_payload"), req.get("with_vector")) for k in dict.fromkeys(wanted) if k in by_key]
+
+
+@route("POST", "/collections/{collection_name}/points/count")
+def count_points(h, node, p, q, body):
+    known_collection(node, p["collection_name"])
+    req = want_object(parse_json_body(body), "body") if body.strip() else {}
+    return {"count": node.count(p["collection_name"], req.get("filter"))}
+
+
+@route("POST", "/collections/{collection_name}/points/scroll")
+def scroll_points(h, node, p, q, body):
+    known_collection(node, p["collection_name"])
+    req = want_object(parse_json_body(body), "body") if body.strip() else {}
+    limit = 10 if req.get("limit") is None else want_int(req["limit"], "limit", 1)
+    records = node.all_records(p["collection_name"], req.get("filter"))
+    if req.get("offset") is not None:
+        start = sort_key(point_key(req["offset"]))
+        records = [r for r in records if sort_key(point_key(r[0])) >= start]
+    page = records[:limit]
+    nxt = records[limit][0] if len(records) > limit else None
+    return {"points": [record_out(r, req.get("with_payload"), req.get("with_vector", False)) for r in page], "next_page_offset": nxt}
+
+
+@route("GET", "/collections/{collection_name}/snapshots")
+def list_snapshots(h, node, p, q, body):
+    known_collection(node, p["collection_name"])
+    return node.list_snapshots(p["collection_name"])
+
+
+@route("POST", "/collections/{collection_name}/snapshots")
+def create_snapshot(h, node, p, q, body):
+    known_collection(node, p["collection_name"])
+    if not query_bool(q, "wait", True):
+        threading.Thread(target=node.create_snapshot, args=(p["collection_name"],), daemon=True).start()
+        return Raw(202, "application/json", json.dumps({"status": "accepted", "time": 0.0}).encode())
+    return node.create_snapshot(p["collection_name"])
+
+
+@route("GET", "/collections/{collection_name}/snapshots/{snapshot_name}")
+def download_snapshot(h, node, p, q, body):
+    known_collection(node, p["collection_name"])
+    with open(node.snapshot_file(p["collection_name"], p["snapshot_name"]), "rb") as f:
+        return Raw(200, "application/octet-stream", f.read())
+
+
+@route("DELETE", "/collections/{collection_name}/snapshots/{snapshot_name}")
+def delete_snapshot(h, node, p, q, body):
+    known_collection(node, p["collection_name"])
+    path = node.snapshot_file(p["collection_name"], p["snapshot_name"])
+    os.remove(path)
+    if os.path.exists(path + ".checksum"):
+        os.remove(path + ".checksum")
+    return True
+
+
+def run_recovery(node, name, data, priority, checksum, wait):
+    if wait:
+        node.recover(name, data, priority, checksum)
+        return True
+
+    def background():
+        try:
+            node.recover(name, data, priority, checksum)
+        except ApiError as e:
+            log(f"snapshot recovery of {name} failed: {e.message}")
+
+    threading.Thread(target=background, daemon=True).start()
+    return Raw(202, "application/json", json.dumps({"status": "accepted", "time": 0.0}).encode())
+
+
+@route("PUT", "/collections/{collection_name}/snapshots/recover")
+def recover_snapshot(h, node, p, q, body):
+    req = want_object(parse_json_body(body), "body")
+    location = req.get("location")
+    if not isinstance(location, str):
+        raise ApiError(400, "Json deserialize error: missing field `location`")
+    data = node.fetch_snapshot(location, req.get("api_key"))
+    return run_recovery(node, p["collection_name"], data, req.get("priority"), req.get("checksum"), query_bool(q, "wait", True))
+
+
+@route("POST", "/collections/{collection_name}/snapshots/upload")
+def upload_snapshot(h, node, p, q, body):
+    ctype = h.headers.get("content-type", "")
+    if not ctype.startswith("multipart/form-data"):
+        raise ApiError(400, "Bad request: expected a multipart/form-data body with a `snapshot` field")
+    msg = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(b"content-type: " + ctype.encode() + b"\r\n\r\n" + body)
+    data = None
+    for part in msg.iter_parts() if msg.is_multipart() else []:
+        if part.get_param("name", header="content-disposition") == "snapshot":
+            data = part.get_payload(decode=True)
+    if data is None:
+        raise ApiError(400, "Bad request: the multipart body has no `snapshot` field")
+    return run_recovery(node, p["collection_name"], data, q.get("priority"), q.get("checksum"), query_bool(q, "wait", True))
+
+
+# ----------------------------------------------------------------------------------------
+# Internal p2p API.
+
+
+class P2PHandler(BaseHandler):
+    def answer(self, path, query, body, t0):
+        node = self.node
+        if node.api_key and self.headers.get("api-key") != node.api_key:
+            # Like Qdrant's internal API: only the read-write key opens it.
+            return 401, "application/json", json.dumps({"error": "Internal API requires the read-write API key"}).encode()
+        try:
+            req = loads_json(body) if body.strip() else {}
+            fn = P2P_ROUTES.get((self.command, path))
+            if fn is None:
+                raise ApiError(404, f"no internal route {self.command} {path}")
+            return 200, "application/json", json.dumps(fn(node, query, req)).encode()
+        except ApiError as e:
+            return e.status, "application/json", json.dumps({"error": e.message}).encode()
+        except (ValueError, KeyError, TypeError) as e:
+            return 400, "application/json", json.dumps({"error": f"bad internal request: {e!r}"}).encode()
+
+
+def p2p_state(node, query, req):
+    wait = min(float(query.get("wait", "0")), 10.0)
+    after = int(query.get("after", "-1"))
+    deadline = time.monotonic() + wait
+    with node.lock:
+        if node.meta is None:
+            raise ApiError(503, "not joined yet")
+        if "peer_id" in query:
+            node.acks[int(query["peer_id"])] = (after, time.monotonic())
+            node.changed.notify_all()
+        while node.meta["commit"] <= after and time.monotonic() < deadline and not node.stopping.is_set():
+            node.changed.wait(deadline - time.monotonic())
+        return {"peer_id": node.peer_id, "meta": copy.deepcopy(node.meta)}
+
+
+def p2p_propose(node, query, req):
+    node.propose(req)
+    with node.lock:
+        return {"meta": copy.deepcopy(node.meta)}
+
+
+def p2p_join(node, query, req):
+    node.propose({"op": "add_peer", "peer_id": req["peer_id"], "uri": req["uri"]})
+    with node.lock:
+        return {"meta": copy.deepcopy(node.meta)}
+
+
+def p2p_upsert(node, query, req):
+    node.local_upsert(req["collection"], req["shard_id"], req["points"])
+    return {"ok": True}
+
+
+def p2p_receive(node, query, req):
+    node.local_receive(req["collection"], req["shard_id"], req["points"], req["mode"])
+    return {"ok": True}
+
+
+def p2p_read(node, query, req):
+    return {"result": node.local_read(req["collection"], req["shard_id"], req.get("filter"), req["mode"])}
+
+
+P2P_ROUTES = {
+    ("GET", "/p2p/state"): p2p_state,
+    ("POST", "/p2p/propose"): p2p_propose,
+    ("POST", "/p2p/join"): p2p_join,
+    ("POST", "/p2p/shard/upsert"): p2p_upsert,
+    ("POST", "/p2p/shard/receive"): p2p_receive,
+    ("POST", "/p2p/shard/read"): p2p_read,
+}
+
+
+# ----------------------------------------------------------------------------------------
+
+
+class Server(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 64
+
+
+def serve(handler_cls, node, host, port):
+    cls = type(handler_cls.__name__, (handler_cls,), {"node": node})
+    return Server((host, port), cls)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description="Stand-in for the Qdrant server (REST API, cluster behaviour) for tests.")
+    ap.add_argument("--uri", help="this peer's p2p URI, advertised to the other peers")
+    ap.add_argument("--bootstrap", help="p2p URI of a peer of the cluster to join")
+    ap.add_argument("--config-path", help="extra configuration file (YAML subset or JSON)")
+    ap.add_argument("--disable-telemetry", action="store_true", help="accepted for compatibility; nothing is sent anyway")
+    args = ap.parse_args(argv)
+    try:
+        cfg = load_settings(args.config_path, os.environ)
+        node = Node(cfg, args)
+    except (OSError, ValueError, KeyError) as e:
+        log(f"cannot start: {e}")
+        return 1
+    try:
+        rest = serve(RestHandler, node, node.host, node.http_port)
+        p2p = serve(P2PHandler, node, node.host, node.p2p_port) if node.cluster_enabled else None
+    except OSError as e:
+        log(f"cannot listen: {e}")
+        return 1
+    with node.lock:
+        if node.meta is not None:
+            node.after_state_change()  # resumes transfers this peer was sending before a restart
+    log(f"qdrant stand-in {VERSION}: peer {node.peer_id}, REST {node.host}:{node.http_port}, p2p {node.uri if p2p else 'disabled'}, storage {node.storage}")
+
+    def stop(signum, frame):
+        node.stopping.set()
+        threading.Thread(target=rest.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    if p2p:
+        threading.Thread(target=p2p.serve_forever, daemon=True).start()
+        threading.Thread(target=node.consensus_loop, daemon=True).start()
+    rest.serve_forever()
+    with node.lock:
+        node.changed.notify_all()
+    log("stopped")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
