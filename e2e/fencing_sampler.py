@@ -81,4 +81,4 @@ with open(OUT, "a") as out:
         out.write(json.dumps({"t0": t0, "t1": time.time(), "before": before, "after": after,
                               "leaders": sorted(p for p, v in values.items() if v == 1)}) + "\n")
         out.flush()
-        time.sleep(0.1)
+        time.sleep(0.05)

@@ -13,6 +13,8 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq >/dev/null
   apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
+# The Qdrant stand-in's conformance test validates responses against Qdrant's OpenAPI schemas.
+python3 -c 'import jsonschema' 2>/dev/null || python3 -m pip install -q 'jsonschema==4.26.0'
 for t in go cargo python3 openssl curl; do
   command -v "$t" >/dev/null || { echo "[setup] $t is missing and cannot be installed here" >&2; exit 1; }
 done

@@ -16,6 +16,9 @@ if [ -x e2e/rules-test.sh ]; then
   step "alert rule tests"
   e2e/rules-test.sh
 fi
+step "Qdrant stand-in: self-test and conformance with Qdrant's OpenAPI documents"
+python3 e2e/qdrant/test_standin.py
+python3 e2e/qdrant/conformance.py
 step "local control plane"
 e2e/cluster/up.sh
 step "deploy"

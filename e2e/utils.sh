@@ -244,3 +244,43 @@ lease_duration_seconds() {
   v=${v%s}
   echo "${v:-15}"
 }
+
+# The Lease names a live operator Pod as its holder.
+lease_held_by_live_pod() {
+  local h
+  h=$(lease_holder)
+  [ -n "$h" ] && operator_pods | grep -qx "$h"
+}
+
+epoch_now() { python3 -c 'import time; print(time.time())'; }
+
+# with_gauge_sampler: makes sure leadership is being sampled (run.sh starts the sampler for
+# the whole run; a suite run on its own starts its own). Prints the samples file.
+with_gauge_sampler() {
+  local samples=$E2E_STATE/fencing/samples.jsonl
+  if [ -z "${FENCING_SAMPLER_RUNNING:-}" ]; then
+    mkdir -p "$E2E_STATE/fencing" "$E2E_STATE/logs"
+    samples=$E2E_STATE/fencing/samples-$$.jsonl
+    python3 -u "$E2E_DIR/fencing_sampler.py" "$samples" >>"$E2E_STATE/logs/sampler.log" 2>&1 &
+    OWN_SAMPLER_PID=$!
+  fi
+  echo "$samples"
+}
+
+# fencing_since EPOCH SAMPLES: the fencing proof (e2e/fencing_check.py) over the writes and
+# gauge samples since EPOCH. Needs the API server's audit log (locally, always there).
+fencing_since() {
+  local audit=${AUDIT_LOG:-$E2E_STATE/audit.log}
+  [ -r "$audit" ] || fail "no audit log at $audit (set AUDIT_LOG)"
+  python3 "$E2E_DIR/fencing_check.py" "$audit" "$2" "$1" "$(renew_deadline_seconds)" | sed 's/^/  /' >&2
+  return "${PIPESTATUS[0]}"
+}
+
+# Seconds of the operator's renew deadline, from its Deployment (default 10).
+renew_deadline_seconds() {
+  local v
+  v=$(kc get deploy qdrant-operator -n "$OPERATOR_NS" \
+    -o jsonpath='{.spec.template.spec.containers[0].env[?(@.name=="RENEW_DEADLINE")].value}' 2>/dev/null)
+  v=${v%s}
+  echo "${v:-10}"
+}

@@ -5,10 +5,12 @@ set -uo pipefail
 source "$(dirname "$0")/lib.sh"
 if [ -d "$PIDS" ]; then
   # The runner first: it stops the operator processes it started.
+  # A supervisor first, so that it does not restart the process it supervises.
   for name in runner prometheus kwok kube-scheduler kube-controller-manager kube-apiserver etcd; do
+    stop_pid "$name.sup"
     stop_pid "$name"
   done
-  for f in "$PIDS"/*.pid; do
+  for f in "$PIDS"/*.sup.pid "$PIDS"/*.pid; do
     [ -e "$f" ] || continue
     stop_pid "$(basename "$f" .pid)"
   done

@@ -25,3 +25,32 @@ stop_pid() {
   fi
   rm -f "$f"
 }
+
+# supervise NAME CMD...: runs CMD in the background the way a kubelet runs a static Pod: when
+# it exits it is started again, with the same flags, a second later. The process's PID is
+# recorded as NAME, the supervisor's as NAME.sup. While $STATE/hold/NAME exists an exited
+# process is not restarted, so a fault suite can keep a component down for a while.
+supervise() {
+  local name=$1; shift
+  mkdir -p "$STATE/hold"
+  rm -f "$PIDS/$name.pid"
+  (
+    child=""
+    trap '[ -n "$child" ] && kill -TERM "$child" 2>/dev/null; [ -n "$child" ] && wait "$child"; exit 0' TERM
+    while :; do
+      while [ -e "$STATE/hold/$name" ]; do sleep 0.2; done
+      "$@" >>"$LOGS/$name.log" 2>&1 &
+      child=$!
+      echo "$child" >"$PIDS/$name.pid"
+      rc=0
+      wait "$child" || rc=$?
+      echo "[supervisor $(date +%H:%M:%S)] $name exited with status $rc; restarting" >>"$LOGS/$name.log"
+      sleep 1
+    done
+  ) &
+  echo $! >"$PIDS/$name.sup.pid"
+  local i
+  for i in $(seq 1 50); do [ -s "$PIDS/$name.pid" ] && return 0; sleep 0.1; done
+  log "$name did not start"
+  return 1
+}

@@ -27,11 +27,10 @@ fail() {
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
 
-# start NAME CMD...: runs CMD in the background with its log under .e2e/logs.
+# start NAME CMD...: runs CMD supervised (restarted when it exits, as a kubelet restarts a
+# static Pod), with its log under .e2e/logs.
 start() {
-  local name=$1; shift
-  "$@" >"$LOGS/$name.log" 2>&1 &
-  echo $! >"$PIDS/$name.pid"
+  supervise "$@" || fail "$1 could not be started"
 }
 
 # wait_for NAME TIMEOUT CMD...: waits until CMD succeeds; fails naming the component (with the
@@ -132,6 +131,15 @@ start kube-apiserver "$BIN/kube-apiserver" \
   --audit-policy-file "$STATE/audit-policy.yaml" --audit-log-path "$STATE/audit.log" --audit-log-format json \
   --audit-log-mode blocking --audit-log-maxsize 0
 wait_for kube-apiserver 60 $KUBECTL get --raw /readyz
+
+# Our CRDs exist before the controller-manager starts, so its garbage collector knows them
+# from its first discovery. Installed later, they are only picked up at its next discovery
+# sync (every 30 s), and a QdrantCluster deleted before that leaves its children behind
+# until then: that raced the first suite on a fresh control plane.
+log "installing the CRDs"
+$KUBECTL apply -k "$ROOT/crds" >/dev/null || fail "installing crds/"
+$KUBECTL apply -f "$ROOT/e2e/cluster/monitoring-crds.yaml" >/dev/null || fail "installing the monitoring CRDs"
+$KUBECTL wait --for=condition=Established crd --all --timeout=60s >/dev/null || fail "CRDs not established"
 
 # --- controllers, scheduler ---
 log "starting kube-controller-manager and kube-scheduler"
