@@ -8,6 +8,7 @@ pub mod config;
 pub mod controller;
 pub mod crd;
 pub mod leader;
+pub mod qdrant;
 pub mod telemetry;
 
 /// Errors of a reconcile. Each has a stable category for metrics.
