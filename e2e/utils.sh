@@ -254,17 +254,30 @@ lease_held_by_live_pod() {
 
 epoch_now() { python3 -c 'import time; print(time.time())'; }
 
-# with_gauge_sampler: makes sure leadership is being sampled (run.sh starts the sampler for
-# the whole run; a suite run on its own starts its own). Prints the samples file.
+# with_gauge_sampler: makes sure leadership is being sampled, and sets SAMPLES to the file.
+# run.sh starts the sampler for the whole run; a suite run on its own starts its own, which
+# stop_own_sampler (call it from the suite's trap) stops.
+OWN_SAMPLER_PID=""
 with_gauge_sampler() {
-  local samples=$E2E_STATE/fencing/samples.jsonl
+  SAMPLES=$E2E_STATE/fencing/samples.jsonl
   if [ -z "${FENCING_SAMPLER_RUNNING:-}" ]; then
     mkdir -p "$E2E_STATE/fencing" "$E2E_STATE/logs"
-    samples=$E2E_STATE/fencing/samples-$$.jsonl
-    python3 -u "$E2E_DIR/fencing_sampler.py" "$samples" >>"$E2E_STATE/logs/sampler.log" 2>&1 &
+    SAMPLES=$E2E_STATE/fencing/samples-$$.jsonl
+    python3 -u "$E2E_DIR/fencing_sampler.py" "$SAMPLES" >>"$E2E_STATE/logs/sampler.log" 2>&1 &
     OWN_SAMPLER_PID=$!
   fi
-  echo "$samples"
+}
+stop_own_sampler() { [ -z "$OWN_SAMPLER_PID" ] || kill "$OWN_SAMPLER_PID" 2>/dev/null || true; }
+
+# fault_suite_start QC: how a fault suite begins: the operator ready, leadership sampled, the
+# QdrantCluster QC Running, and FAULT_SINCE marking the start of the window that
+# fencing_since checks.
+fault_suite_start() {
+  wait_for_operator_ready 120
+  with_gauge_sampler
+  apply_qc "$1" 1
+  wait_for_qc_status "$1" 60 Running
+  FAULT_SINCE=$(epoch_now)
 }
 
 # fencing_since EPOCH SAMPLES: the fencing proof (e2e/fencing_check.py) over the writes and

@@ -97,7 +97,9 @@ async fn write_status(ctx: &Context, meta: &ObjectMeta, old: Option<&QdrantClust
     if old == Some(status) {
         return Ok(false);
     }
-    let api: Api<QdrantCluster> = Api::namespaced(ctx.client.clone(), meta.namespace.as_deref().unwrap_or_default());
+    // The answer is the whole object, read as `Stored` so that one we cannot decode does not
+    // turn a successful write into an error.
+    let api: Api<Stored> = Api::namespaced(ctx.client.clone(), meta.namespace.as_deref().unwrap_or_default());
     let patch = serde_json::json!({
         "apiVersion": "qdrant.operator/v1alpha1",
         "kind": "QdrantCluster",

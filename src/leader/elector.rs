@@ -187,7 +187,12 @@ impl<S: LeaseStore> Elector<S> {
             // observation, so a crashed leader is replaced at expiry rather than at the next
             // jittered poll (up to 2.2 retry periods later). Racing followers are settled by
             // the resourceVersion precondition.
-            _ => self.expiry().map_or(self.next_attempt, |e| self.next_attempt.min(e)),
+            // Once that instant has passed, only the poll: an expiry in the past would wake
+            // us at once, again and again, while the API server cannot be reached.
+            _ => match self.expiry() {
+                Some(e) if e > Instant::now() => self.next_attempt.min(e),
+                _ => self.next_attempt,
+            },
         }
     }
 
@@ -865,5 +870,21 @@ mod tests {
         }
         assert_eq!(failed, 1, "one failed renewal");
         assert!(handle.leadership.borrow().is_leader);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_unreachable_api_server_is_polled_not_hammered_after_expiry() {
+        let store = MemoryLeaseStore::new();
+        store.put(held_by("dead"));
+        let b = start(&store, "b");
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        store.fail_next(u32::MAX);
+        let before = store.requests();
+        // Past the holder's expiry and well beyond: every attempt fails.
+        tokio::time::sleep(Duration::from_secs(40)).await;
+        let made = store.requests() - before;
+        // One read per jittered retry period (2 to 4.4 s): at most 20 in 40 s.
+        assert!(made <= 20, "{made} requests in 40 s while the API server was failing");
+        assert!(!b.leads());
     }
 }

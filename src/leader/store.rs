@@ -168,6 +168,8 @@ pub mod memory {
         stalled: bool,
         /// Number of upcoming requests that fail with a server error.
         failing: u32,
+        /// Every request made, answered or not.
+        requests: u64,
         writes: Vec<(String, LeaseRecord)>,
     }
 
@@ -197,6 +199,9 @@ pub mod memory {
         pub fn fail_next(&self, n: u32) {
             self.inner.lock().unwrap().failing = n;
         }
+        pub fn requests(&self) -> u64 {
+            self.inner.lock().unwrap().requests
+        }
         /// Every successful write so far, with the handle that made it.
         pub fn writes(&self) -> Vec<(String, LeaseRecord)> {
             self.inner.lock().unwrap().writes.clone()
@@ -220,6 +225,7 @@ pub mod memory {
         async fn gate(&self) -> Result<(), StoreError> {
             let stalled = {
                 let mut g = self.inner.lock().unwrap();
+                g.requests += 1;
                 if g.failing > 0 {
                     g.failing -= 1;
                     return Err(StoreError::Other("injected server error".into()));
