@@ -8,6 +8,7 @@ cd "$(dirname "$0")/../.."
 source e2e/utils.sh
 source e2e/failover-lib.sh
 GRACEFUL_N=${GRACEFUL_N:-20}
+GRACEFUL_LOAD_N=${GRACEFUL_LOAD_N:-10}
 CRASH_N=${CRASH_N:-10}
 LATENCY_N=${LATENCY_N:-20}
 MANY=${MANY:-200}
@@ -70,6 +71,23 @@ mark kind=many_sts
 all_running() { [ "$(kc get qc -n "$TEST_NS" -l bench=qdrant-operator -o jsonpath='{range .items[*]}{.metadata.name} {.status.qdrantStatus}{"\n"}{end}' | grep -c '^bench-many-.* Running$')" -eq "$MANY" ]; }
 wait_until 300 "$MANY clusters Running" all_running
 mark kind=many_running
+
+echo "[bench] graceful handover under load x$GRACEFUL_LOAD_N: the leader is reconciling $MANY changed clusters" >&2
+for i in $(seq 1 "$GRACEFUL_LOAD_N"); do
+  wait_for_operator_ready 60
+  wait_until 300 "$MANY clusters Running" all_running
+  # Every cluster changes at once (one request each), so the leader has $MANY reconciles to
+  # write when it is told to stop.
+  r=$(( i % 2 + 1 ))
+  sed "s/replicas: 1,/replicas: $r,/" <<<"$many" | kc apply -n "$TEST_NS" -f - >/dev/null
+  old=$(delete_leader)
+  mark kind=graceful_load old="$old"
+  wait_until 5 "a new holder" new_holder_other_than "$old"
+done
+# Back to one replica each, for the steady state.
+kc apply -n "$TEST_NS" -f - >/dev/null <<<"$many"
+wait_for_operator_ready 60
+wait_until 300 "$MANY clusters Running" all_running
 
 echo "[bench] steady state: $MANY idle clusters for ${IDLE_SECONDS}s" >&2
 wait_for_operator_ready 60
