@@ -114,26 +114,26 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let was_leader = leadership.borrow().is_leader;
     tracing::info!(identity = %election.identity, leader = was_leader, "shutting down");
     stop_controller.cancel();
-    // One deadline for the whole drain, so it fits in the Pod's termination grace period.
+    // One deadline for the whole stop, so it fits in the Pod's termination grace period.
     let deadline = Instant::now() + cfg.drain_timeout;
-    let drained = terms.drain(cfg.drain_timeout).await
+    let stopped = terms.stop(cfg.drain_timeout).await
         && tokio::time::timeout_at(deadline, &mut controller_task).await.is_ok();
-    if was_leader && drained && election.enabled {
+    if was_leader && stopped && election.enabled {
         // Still the leader here: the guard lets this last write through.
         if let Err(e) = observer.retire().await {
             tracing::warn!(error = %e, "clearing the leader annotation failed");
         }
     }
     if let (Some(stop), Some(task)) = (elector_stop, elector_task) {
-        let mode = if drained { StopMode::Release } else { StopMode::Keep };
+        let mode = if stopped { StopMode::Release } else { StopMode::Keep };
         let _ = stop.send(mode);
         let _ = tokio::time::timeout(election.request_timeout() * 2, task).await;
     }
     if was_leader && election.enabled {
         observer.shutdown_event().await;
     }
-    if !drained {
-        anyhow::bail!("in-flight work did not finish within --drain-timeout ({:?}); the Lease was not released", cfg.drain_timeout);
+    if !stopped {
+        anyhow::bail!("in-flight work did not stop within --drain-timeout ({:?}); the Lease was not released", cfg.drain_timeout);
     }
     tracing::info!(identity = %election.identity, "stopped");
     Ok(())

@@ -65,8 +65,9 @@ pub struct Args {
     #[arg(long, env = "RETRY_JITTER", default_value = "1.2")]
     pub retry_jitter: f64,
 
-    /// Longest time a shutting-down leader waits for in-flight reconciles before it exits
-    /// without releasing the Lease. Keep it below the Pod's termination grace period.
+    /// Longest time a shutting-down leader waits for its cancelled in-flight reconciles to
+    /// stop before it exits without releasing the Lease. Keep it below the Pod's termination
+    /// grace period.
     #[arg(long, env = "DRAIN_TIMEOUT", default_value = "20s", value_parser = humantime::parse_duration)]
     pub drain_timeout: Duration,
 }

@@ -75,7 +75,7 @@ pub enum RenewEvent {
 /// How to stop the elector.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StopMode {
-    /// The leader's work has drained: hand the Lease over at once.
+    /// The leader's work has stopped: hand the Lease over at once.
     Release,
     /// Work may still be running: keep the Lease until it expires.
     Keep,
