@@ -39,15 +39,15 @@ supervise() {
     trap '[ -n "$child" ] && kill -TERM "$child" 2>/dev/null; [ -n "$child" ] && wait "$child"; exit 0' TERM
     while :; do
       while [ -e "$STATE/hold/$name" ]; do sleep 0.2; done
-      "$@" >>"$LOGS/$name.log" 2>&1 &
+      "$@" &
       child=$!
       echo "$child" >"$PIDS/$name.pid"
       rc=0
       wait "$child" || rc=$?
-      echo "[supervisor $(date +%H:%M:%S)] $name exited with status $rc; restarting" >>"$LOGS/$name.log"
+      echo "[supervisor $(date +%H:%M:%S)] $name exited with status $rc; restarting"
       sleep 1
     done
-  ) &
+  ) >>"$LOGS/$name.log" 2>&1 &
   echo $! >"$PIDS/$name.sup.pid"
   local i
   for i in $(seq 1 50); do [ -s "$PIDS/$name.pid" ] && return 0; sleep 0.1; done
