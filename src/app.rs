@@ -116,14 +116,18 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     stop_controller.cancel();
     // One deadline for the whole stop, so it fits in the Pod's termination grace period.
     let deadline = Instant::now() + cfg.drain_timeout;
-    let stopped = terms.stop(cfg.drain_timeout).await
-        && tokio::time::timeout_at(deadline, &mut controller_task).await.is_ok();
-    if was_leader && stopped && election.enabled {
-        // Still the leader here: the guard lets this last write through.
-        if let Err(e) = observer.retire().await {
-            tracing::warn!(error = %e, "clearing the leader annotation failed");
+    // While the cancelled work winds down, the leader marks its own Pod "false": still the
+    // leader, so the guard lets this last write through, and the Lease is released only
+    // after both are done. Doing the two at once keeps the handover short on a busy leader.
+    let stop_work = async { terms.stop(cfg.drain_timeout).await && tokio::time::timeout_at(deadline, &mut controller_task).await.is_ok() };
+    let retire = async {
+        if was_leader && election.enabled {
+            if let Err(e) = observer.retire().await {
+                tracing::warn!(error = %e, "clearing the leader annotation failed");
+            }
         }
-    }
+    };
+    let (stopped, ()) = tokio::join!(stop_work, retire);
     if let (Some(stop), Some(task)) = (elector_stop, elector_task) {
         let mode = if stopped { StopMode::Release } else { StopMode::Keep };
         let _ = stop.send(mode);

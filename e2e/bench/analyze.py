@@ -61,6 +61,35 @@ rows.append(("Graceful handover: delete → new leader's first write of the chan
 rows.append(("Graceful handover under load (the leader is reconciling every cluster at once): delete → another Pod holds the Lease",
              dist(l_lease), "max ≤ 0.3 s", l_lease and max(l_lease) <= 0.3))
 rows.append(("Safety margin, graceful under load", dist(l_margin), "never negative", l_margin and min(l_margin) >= 0))
+
+
+def handover_parts(kind):
+    """Where a graceful handover's time goes: delete → SIGTERM delivered (the kubelet, here the
+    runner, which records when it signalled), SIGTERM → release received (the operator's
+    shutdown: cancel its work, mark its Pod, release), release → new holder (a follower's
+    watch and its acquisition)."""
+    parts = ([], [], [])
+    for m in (m for m in marks if m["kind"] == kind):
+        old = m["old"]
+        dels = [e for e in events if e["verb"] == "delete" and e["resource"] == "pods" and e["name"] == old and e["user"] != SA and e["recv"] >= m["t"] - 30]
+        sig_file = os.path.join(os.path.dirname(audit_path), "runner", f"{old}.sigterm")
+        if not dels or not os.path.exists(sig_file):
+            continue
+        t_del, t_sig = dels[0]["recv"], float(open(sig_file).read())
+        rel = next((e for e in events if is_lease(e) and ok(e) and e["recv"] >= t_del and e["holder"] == ""), None)
+        acq = next((e for e in events if is_lease(e) and ok(e) and e["recv"] >= t_del and e["holder"] not in ("", old, None)), None)
+        if rel and acq:
+            parts[0].append(t_sig - t_del)
+            parts[1].append(rel["recv"] - t_sig)
+            parts[2].append(acq["done"] - rel["recv"])
+    return parts
+
+
+for kind, label in (("graceful", "idle"), ("graceful_load", "under load")):
+    to_sig, shutdown, takeover = handover_parts(kind)
+    rows.append((f"Graceful handover {label}, where the time goes: delete → SIGTERM delivered (kubelet: the local runner)", dist(to_sig), "(reported)", None))
+    rows.append((f"Graceful handover {label}: SIGTERM → Lease released (the operator's shutdown)", dist(shutdown), "(reported)", None))
+    rows.append((f"Graceful handover {label}: release → new holder (follower's watch and acquisition)", dist(takeover), "(reported)", None))
 rows.append(("Crash failover (--grace-period=0 --force): delete → new holder", dist(c_lease), "p95 ≤ lease duration + 1 s = 16 s",
              c_lease and p(c_lease, 0.95) <= 16.0))
 rows.append(("Crash failover: delete → new leader's first write of the changed cluster", dist(c_write), "(reported)", None))

@@ -293,3 +293,19 @@ pub async fn run(
         })
         .await;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retries_back_off_per_failure_from_a_second_to_five_minutes() {
+        let within = |d: Duration, base: Duration| d >= base && d <= base.mul_f64(1.1);
+        assert!(within(Context::retry_after(1), RETRY_MIN));
+        assert!(within(Context::retry_after(2), RETRY_MIN * 2));
+        assert!(within(Context::retry_after(5), RETRY_MIN * 16));
+        // Capped, also for a count that would overflow a shift.
+        assert!(within(Context::retry_after(12), RETRY_MAX));
+        assert!(within(Context::retry_after(u32::MAX), RETRY_MAX));
+    }
+}
