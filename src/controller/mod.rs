@@ -9,16 +9,15 @@ pub mod decode;
 pub mod status;
 pub mod validate;
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::{Stream, StreamExt};
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, ObjectReference, Secret, Service};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
-use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
@@ -29,13 +28,13 @@ use tokio::time::Instant;
 
 use crate::crd::{QdrantCluster, QdrantClusterStatus};
 use crate::kube_client::watch_backoff;
-use decode::{Stored, Undecodable};
 use crate::leader::term::Terms;
 use crate::leader::LeadershipGuard;
 use crate::telemetry::metrics::Metrics;
 use crate::Error;
 use apply::FIELD_MANAGER;
 use build::MANAGED_BY_SELECTOR;
+use decode::{Stored, Undecodable};
 
 /// A cluster blocked on something only the user can fix (a name conflict, a missing Secret)
 /// is looked at again this often: the objects involved are not ours, so no watch tells us
