@@ -236,14 +236,17 @@ delete_leader() {
   echo "$leader"
 }
 
-# Seconds of the operator's lease duration, from its Deployment (default 15).
-lease_duration_seconds() {
+# operator_env_seconds NAME DEFAULT: a duration setting (env NAME, in seconds) of the
+# operator's Deployment, or DEFAULT when it is not set.
+operator_env_seconds() {
   local v
   v=$(kc get deploy qdrant-operator -n "$OPERATOR_NS" \
-    -o jsonpath='{.spec.template.spec.containers[0].env[?(@.name=="LEASE_DURATION")].value}' 2>/dev/null)
+    -o jsonpath="{.spec.template.spec.containers[0].env[?(@.name==\"$1\")].value}" 2>/dev/null)
   v=${v%s}
-  echo "${v:-15}"
+  echo "${v:-$2}"
 }
+
+lease_duration_seconds() { operator_env_seconds LEASE_DURATION 15; }
 
 # The Lease names a live operator Pod as its holder.
 lease_held_by_live_pod() {
@@ -289,11 +292,4 @@ fencing_since() {
   return "${PIPESTATUS[0]}"
 }
 
-# Seconds of the operator's renew deadline, from its Deployment (default 10).
-renew_deadline_seconds() {
-  local v
-  v=$(kc get deploy qdrant-operator -n "$OPERATOR_NS" \
-    -o jsonpath='{.spec.template.spec.containers[0].env[?(@.name=="RENEW_DEADLINE")].value}' 2>/dev/null)
-  v=${v%s}
-  echo "${v:-10}"
-}
+renew_deadline_seconds() { operator_env_seconds RENEW_DEADLINE 10; }

@@ -51,11 +51,6 @@ pub fn blocked(name: &str, generation: Option<i64>, old: Option<&QdrantClusterSt
     }
 }
 
-/// Status for a spec that failed validation: nothing was created.
-pub fn invalid(qc: &QdrantCluster, problems: &[String], now: &Time) -> QdrantClusterStatus {
-    blocked_on(qc, "InvalidSpec", &problems.join("; "), now)
-}
-
 /// [`blocked`] for a cluster whose spec decoded.
 pub fn blocked_on(qc: &QdrantCluster, reason: &str, message: &str, now: &Time) -> QdrantClusterStatus {
     blocked(&qc.name_any(), qc.metadata.generation, qc.status.as_ref(), reason, message, now)
@@ -145,7 +140,7 @@ mod tests {
 
     #[test]
     fn invalid_spec_status() {
-        let s = invalid(&qc(1), &["a".into(), "b".into()], &now());
+        let s = blocked_on(&qc(1), "InvalidSpec", &["a", "b"].join("; "), &now());
         assert_eq!(s.qdrant_status, Some(Phase::Error));
         assert_eq!(s.reason.as_deref(), Some("InvalidSpec"));
         assert_eq!(s.message.as_deref(), Some("a; b"));
