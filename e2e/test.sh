@@ -19,6 +19,8 @@ fi
 step "Qdrant stand-in: self-test and conformance with Qdrant's OpenAPI documents"
 python3 e2e/qdrant/test_standin.py
 python3 e2e/qdrant/conformance.py
+step "local runner: Qdrant Pods as processes (no control plane)"
+python3 e2e/cluster/test_runner_qdrant.py
 step "local control plane"
 e2e/cluster/up.sh
 step "deploy"

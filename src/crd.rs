@@ -30,6 +30,9 @@ use serde::{Deserialize, Serialize};
     printcolumn(name = "Replicas", type_ = "integer", json_path = ".spec.replicas"),
     printcolumn(name = "Ready", type_ = "integer", json_path = ".status.readyReplicas"),
     printcolumn(name = "Status", type_ = "string", json_path = ".status.qdrantStatus"),
+    printcolumn(name = "Peers", type_ = "integer", json_path = ".status.qdrant.peerCount"),
+    printcolumn(name = "Leader", type_ = "string", json_path = ".status.qdrant.raftLeader"),
+    printcolumn(name = "Health", type_ = "string", json_path = ".status.qdrant.health"),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
 #[x_kube(validation = Rule::new("!has(self.readApikey) || self.readApikey == 'false' || (has(self.apikey) && self.apikey != 'false')").message("spec.readApikey can be used only with spec.apikey enabled"))]
@@ -238,10 +241,66 @@ pub struct QdrantClusterStatus {
     /// Human-readable explanation of the phase.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
-    /// Ready, Progressing, Degraded and SnapshotsSupported.
+    /// Ready, Progressing, Degraded, Healthy and SnapshotsSupported.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,
+    /// Qdrant's own view of the cluster (consensus, peers, shard replicas), as last read from the REST API of every Pod.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub qdrant: Option<QdrantHealthStatus>,
+}
+
+// No observation time is kept here on purpose: an unchanged cluster must give a byte-identical
+// status, or the operator would write the status on every reconcile.
+/// Qdrant's view of the cluster, from `GET /cluster` and `GET /collections/{name}/cluster` on every Pod.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct QdrantHealthStatus {
+    /// `Healthy` when every Pod is a voting peer in consensus, the Raft leader is known and every shard replica is Active; else why not, such as `PeerUnreachable` or `ReplicasNotActive`.
+    pub health: String,
+    /// Number of peers in Qdrant's consensus, as the most advanced peer that answered sees it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer_count: Option<i32>,
+    /// The peers in Qdrant's consensus, each with the Pod it runs in (no `pod` when no Pod of this cluster matches it).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub peers: Vec<QdrantPeerStatus>,
+    /// Pod of Qdrant's Raft leader.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raft_leader: Option<String>,
+    /// Peer id of Qdrant's Raft leader, as a decimal string (peer ids exceed 2^53, which JSON numbers do not hold exactly).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raft_leader_peer_id: Option<String>,
+    /// Raft term of the consensus.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub term: Option<i64>,
+    /// Raft commit index of the consensus.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit: Option<i64>,
+    /// Consensus operations proposed but not yet applied.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_operations: Option<i64>,
+    /// Number of collections.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub collections: Option<i32>,
+    /// Number of shard replicas, over all collections, that are not Active (unknown states included).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replicas_not_active: Option<i64>,
+    /// The first few replicas that are not Active, as `collection/shard N@peer ID: State`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub replicas_not_active_sample: Vec<String>,
+}
+
+/// A peer of Qdrant's consensus.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct QdrantPeerStatus {
+    /// The Pod this peer runs in; absent when no Pod of this cluster matches it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod: Option<String>,
+    /// Qdrant's peer id, as a decimal string (peer ids exceed 2^53, which JSON numbers do not hold exactly).
+    pub peer_id: String,
+    /// The peer's internal (p2p) URI.
+    pub uri: String,
 }
 
 /// The phase of a Qdrant cluster, as the older operator's suites read it.
@@ -314,7 +373,7 @@ mod tests {
         assert_eq!(spec["properties"]["replicas"]["minimum"].as_f64(), Some(1.0));
         assert_eq!(spec["properties"]["apikey"]["default"], "false");
         let cols: Vec<_> = v["additionalPrinterColumns"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap().to_owned()).collect();
-        assert_eq!(cols, ["Replicas", "Ready", "Status", "Age"]);
+        assert_eq!(cols, ["Replicas", "Ready", "Status", "Peers", "Leader", "Health", "Age"]);
         assert_eq!(v["subresources"]["scale"]["specReplicasPath"], ".spec.replicas");
         assert_eq!(crd["spec"]["names"]["shortNames"][0], "qc");
     }

@@ -9,6 +9,7 @@ pub mod controller;
 pub mod crd;
 pub mod kube_client;
 pub mod leader;
+pub mod operations;
 pub mod qdrant;
 pub mod telemetry;
 

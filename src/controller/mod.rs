@@ -9,16 +9,15 @@ pub mod decode;
 pub mod status;
 pub mod validate;
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::{Stream, StreamExt};
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, ObjectReference, Secret, Service};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
-use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
@@ -29,18 +28,22 @@ use tokio::time::Instant;
 
 use crate::crd::{QdrantCluster, QdrantClusterStatus};
 use crate::kube_client::watch_backoff;
-use decode::{Stored, Undecodable};
 use crate::leader::term::Terms;
 use crate::leader::LeadershipGuard;
 use crate::telemetry::metrics::Metrics;
 use crate::Error;
 use apply::FIELD_MANAGER;
 use build::MANAGED_BY_SELECTOR;
+use decode::{Stored, Undecodable};
 
 /// A cluster blocked on something only the user can fix (a name conflict, a missing Secret)
 /// is looked at again this often: the objects involved are not ours, so no watch tells us
 /// when they change.
 const RECHECK: Duration = Duration::from_secs(20);
+/// At most this many reconciles run at once. Unbounded, a new leader's full reconcile of 200
+/// clusters ran 200 at once, each with its own API connection: the API server got a burst, and
+/// the leader's memory stayed at that peak (50 MiB against 20 MiB) long after.
+const RECONCILE_CONCURRENCY: u16 = 16;
 /// Retries of failed reconciles back off per object, from this...
 const RETRY_MIN: Duration = Duration::from_secs(1);
 /// ...doubling up to this.
@@ -253,6 +256,7 @@ pub async fn run(
     // Children are watched by label, so the caches hold only our objects (not every Secret).
     let children = watcher::Config::default().labels(MANAGED_BY_SELECTOR);
     let controller = Controller::new(api::<Stored>(&client, &namespace), watcher::Config::default())
+        .with_config(kube::runtime::controller::Config::default().concurrency(RECONCILE_CONCURRENCY))
         .trigger_backoff(watch_backoff())
         .owns(api::<StatefulSet>(&client, &namespace), children.clone())
         .owns(api::<Service>(&client, &namespace), children.clone())

@@ -5,6 +5,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
 use super::build::selector_string;
 use crate::crd::{Phase, QdrantCluster, QdrantClusterStatus};
+use crate::operations::health::Health;
 use kube::ResourceExt;
 
 fn condition(type_: &str, status: bool, reason: &str, message: &str, generation: Option<i64>, previous: &[Condition], now: &Time) -> Condition {
@@ -48,6 +49,8 @@ pub fn blocked(name: &str, generation: Option<i64>, old: Option<&QdrantClusterSt
             condition("Progressing", false, reason, "nothing is applied until this is fixed", g, &prev, now),
             condition("Degraded", true, reason, message, g, &prev, now),
         ],
+        // Qdrant is not asked while the cluster is blocked, and an old view would mislead.
+        qdrant: None,
     }
 }
 
@@ -92,12 +95,52 @@ pub fn from_stateful_set(qc: &QdrantCluster, sts: &StatefulSet, now: &Time) -> Q
         reason: Some(reason.into()),
         message: Some(message),
         conditions,
+        qdrant: None,
     }
+}
+
+/// Adds Qdrant's own health (see `operations::health::assess`) to a status made by
+/// [`from_stateful_set`]: `status.qdrant`, the `Healthy` condition, and:
+/// - when every Pod is Ready (`Running`): `qdrantStatus: Healthy` if Qdrant is healthy, else it
+///   stays `Running`, with the health's reason and `Degraded` set;
+/// - otherwise the phase is kept (Pods starting or rolling are expected to be unreachable, and
+///   `Progressing` says so), and the message says what Qdrant reports.
+///
+/// `previous` are the conditions of the stored status, so that transition times move only on a
+/// flip. The same inputs give the same status.
+pub fn with_health(mut status: QdrantClusterStatus, health: &Health, previous: &[Condition], now: &Time) -> QdrantClusterStatus {
+    let g = status.observed_generation;
+    let healthy = health.is_healthy();
+    let reason = health.reason();
+    let message = health.message();
+    status.qdrant = Some(health.to_status());
+    status.conditions.retain(|c| c.type_ != "Healthy");
+    status.conditions.push(condition("Healthy", healthy, reason, &message, g, previous, now));
+    let settled = matches!(status.qdrant_status, Some(Phase::Running | Phase::Healthy));
+    if settled {
+        status.qdrant_status = Some(if healthy { Phase::Healthy } else { Phase::Running });
+        status.reason = Some(reason.into());
+        if !healthy {
+            let degraded = condition("Degraded", true, reason, &message, g, previous, now);
+            match status.conditions.iter_mut().find(|c| c.type_ == "Degraded") {
+                Some(c) => *c = degraded,
+                None => status.conditions.push(degraded),
+            }
+        }
+    }
+    if settled || !healthy {
+        status.message = Some(match status.message.take().filter(|m| !m.is_empty()) {
+            Some(m) => format!("{m}; Qdrant: {message}"),
+            None => format!("Qdrant: {message}"),
+        });
+    }
+    status
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::operations::health::{PeerHealth, Problem, Reason};
     use k8s_openapi::api::apps::v1::StatefulSetStatus;
 
     fn qc(replicas: i32) -> QdrantCluster {
@@ -136,6 +179,118 @@ mod tests {
         c.status = Some(first.clone());
         let later = Time(jiff::Timestamp::now().checked_add(jiff::SignedDuration::from_secs(60)).unwrap());
         assert_eq!(from_stateful_set(&c, &sts(1, 1), &later), first);
+    }
+
+    fn health(problems: Vec<Problem>) -> Health {
+        let peer = |i: u64, id: u64| PeerHealth { peer_id: id, uri: format!("http://c-{i}.c-headless.ns:6335/"), pod: Some(format!("c-{i}")) };
+        Health {
+            peers: vec![peer(0, 18446744073709551557), peer(1, 9007199254740993), peer(2, 42)],
+            peer_count: Some(3),
+            leader_peer_id: Some(9007199254740993),
+            leader_pod: Some("c-1".into()),
+            term: Some(5),
+            commit: Some(9),
+            pending_operations: Some(0),
+            collections: Some(1),
+            replicas_not_active: Some(0),
+            replicas_not_active_sample: vec![],
+            problems,
+        }
+    }
+
+    fn unreachable() -> Problem {
+        Problem { reason: Reason::PeerUnreachable, message: "c-2: unreachable (connection refused)".into() }
+    }
+
+    fn cond<'a>(s: &'a QdrantClusterStatus, type_: &str) -> &'a Condition {
+        s.conditions.iter().find(|c| c.type_ == type_).unwrap()
+    }
+
+    fn at(secs: i64) -> Time {
+        Time(jiff::Timestamp::from_second(1_700_000_000 + secs).unwrap())
+    }
+
+    #[test]
+    fn running_and_healthy_is_healthy() {
+        let c = qc(3);
+        let s = with_health(from_stateful_set(&c, &sts(3, 3), &at(0)), &health(vec![]), &[], &at(0));
+        assert_eq!(s.qdrant_status, Some(Phase::Healthy));
+        assert_eq!(s.reason.as_deref(), Some("AllPeersHealthy"));
+        assert_eq!(s.message.as_deref(), Some("3/3 replicas ready; Qdrant: 3 peers in consensus, Raft leader c-1 (term 5), 1 collection, every shard replica Active"));
+        let h = cond(&s, "Healthy");
+        assert_eq!((h.status.as_str(), h.reason.as_str(), h.observed_generation), ("True", "AllPeersHealthy", Some(2)));
+        assert_eq!(cond(&s, "Degraded").status, "False");
+        let q = s.qdrant.as_ref().unwrap();
+        assert_eq!((q.health.as_str(), q.peer_count, q.raft_leader.as_deref()), ("Healthy", Some(3), Some("c-1")));
+        assert_eq!(q.raft_leader_peer_id.as_deref(), Some("9007199254740993"));
+        assert_eq!(q.peers[0].peer_id, "18446744073709551557");
+        // As the API server receives it.
+        let v = serde_json::to_value(&s).unwrap();
+        assert_eq!(v["qdrant"]["peers"][0]["peerId"], serde_json::json!("18446744073709551557"));
+        assert_eq!(v["qdrant"]["peerCount"], serde_json::json!(3));
+    }
+
+    #[test]
+    fn running_but_unhealthy_stays_running_and_is_degraded() {
+        let c = qc(3);
+        let s = with_health(from_stateful_set(&c, &sts(3, 3), &at(0)), &health(vec![unreachable()]), &[], &at(0));
+        assert_eq!(s.qdrant_status, Some(Phase::Running));
+        assert_eq!(s.reason.as_deref(), Some("PeerUnreachable"));
+        assert_eq!(s.message.as_deref(), Some("3/3 replicas ready; Qdrant: c-2: unreachable (connection refused)"));
+        let h = cond(&s, "Healthy");
+        assert_eq!((h.status.as_str(), h.reason.as_str()), ("False", "PeerUnreachable"));
+        assert_eq!(h.message, "c-2: unreachable (connection refused)");
+        let d = cond(&s, "Degraded");
+        assert_eq!((d.status.as_str(), d.reason.as_str()), ("True", "PeerUnreachable"));
+        assert_eq!(d.message, "c-2: unreachable (connection refused)");
+        assert_eq!(s.qdrant.as_ref().unwrap().health, "PeerUnreachable");
+        // Still one condition of each type.
+        assert_eq!(s.conditions.iter().filter(|c| c.type_ == "Degraded").count(), 1);
+        assert_eq!(s.conditions.iter().filter(|c| c.type_ == "Healthy").count(), 1);
+    }
+
+    #[test]
+    fn pods_still_starting_keep_their_phase() {
+        let c = qc(3);
+        let s = with_health(from_stateful_set(&c, &sts(3, 0), &at(0)), &health(vec![unreachable()]), &[], &at(0));
+        assert_eq!(s.qdrant_status, Some(Phase::Pending));
+        assert_eq!(s.reason.as_deref(), Some("ReplicasNotReady"));
+        assert_eq!(cond(&s, "Degraded").status, "False");
+        assert_eq!(cond(&s, "Healthy").status, "False");
+        assert_eq!(s.message.as_deref(), Some("0/3 replicas ready; Qdrant: c-2: unreachable (connection refused)"));
+        // Healthy Qdrant while Pods roll: the phase and its message are the StatefulSet's.
+        let s = with_health(from_stateful_set(&c, &sts(3, 1), &at(0)), &health(vec![]), &[], &at(0));
+        assert_eq!(s.qdrant_status, Some(Phase::OperationInProgress));
+        assert_eq!(s.message.as_deref(), Some("1/3 replicas ready, 3 updated"));
+        assert_eq!(cond(&s, "Healthy").status, "True");
+    }
+
+    #[test]
+    fn an_unchanged_cluster_gets_a_byte_identical_status_and_flips_move_the_time() {
+        let mut c = qc(3);
+        let reconcile = |c: &QdrantCluster, h: &Health, now: &Time| {
+            let prev = c.status.as_ref().map(|s| s.conditions.clone()).unwrap_or_default();
+            with_health(from_stateful_set(c, &sts(3, 3), now), h, &prev, now)
+        };
+        let first = reconcile(&c, &health(vec![]), &at(0));
+        c.status = Some(first.clone());
+        let again = reconcile(&c, &health(vec![]), &at(60));
+        assert_eq!(serde_json::to_string(&again).unwrap(), serde_json::to_string(&first).unwrap());
+
+        // Unhealthy: Healthy and Degraded flip at that time, Ready keeps its own.
+        let down = reconcile(&c, &health(vec![unreachable()]), &at(120));
+        assert_eq!(cond(&down, "Healthy").last_transition_time, at(120));
+        assert_eq!(cond(&down, "Degraded").last_transition_time, at(120));
+        assert_eq!(cond(&down, "Ready").last_transition_time, at(0));
+        c.status = Some(down.clone());
+        let still = reconcile(&c, &health(vec![unreachable()]), &at(180));
+        assert_eq!(still, down);
+
+        // Back: the flip back is dated too.
+        let up = reconcile(&c, &health(vec![]), &at(240));
+        assert_eq!(cond(&up, "Healthy").last_transition_time, at(240));
+        assert_eq!(cond(&up, "Degraded").last_transition_time, at(240));
+        assert_eq!(up.qdrant_status, Some(Phase::Healthy));
     }
 
     #[test]
