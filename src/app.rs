@@ -76,7 +76,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let admin = AdminState { metrics: metrics.clone(), leadership: leadership.clone(), election: election.clone(), ready: ready.clone(), controller_alive: controller_alive.clone() };
     let mut admin_task = tokio::spawn(server::serve(cfg.admin_addr, admin));
 
-    let ctx = Arc::new(Context::new(clients.requests.clone(), guard.clone(), terms.clone(), metrics.clone(), &election.identity));
+    let ctx = Arc::new(Context::new(clients.requests.clone(), guard.clone(), terms.clone(), metrics.clone(), &election.identity, cfg.qdrant_timeout, cfg.health_interval));
     let stop_controller = CancellationToken::new();
     let mut controller_task = tokio::spawn(controller::run(
         ctx,

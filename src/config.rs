@@ -70,6 +70,16 @@ pub struct Args {
     /// grace period.
     #[arg(long, env = "DRAIN_TIMEOUT", default_value = "20s", value_parser = humantime::parse_duration)]
     pub drain_timeout: Duration,
+
+    /// Deadline of each call to a Qdrant Pod's REST API. A Pod that does not answer in time
+    /// counts as unreachable in the cluster's health.
+    #[arg(long, env = "QDRANT_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub qdrant_timeout: Duration,
+
+    /// How often the leader asks each cluster's Qdrant Pods how they are, besides every
+    /// change it sees in Kubernetes.
+    #[arg(long, env = "HEALTH_INTERVAL", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub health_interval: Duration,
 }
 
 /// Validated settings: what the rest of the program uses.
@@ -81,6 +91,8 @@ pub struct Config {
     pub log_level: String,
     pub election: ElectionConfig,
     pub drain_timeout: Duration,
+    pub qdrant_timeout: Duration,
+    pub health_interval: Duration,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -184,6 +196,12 @@ impl Args {
         if self.drain_timeout.is_zero() {
             problems.push("--drain-timeout must be greater than 0".into());
         }
+        if self.qdrant_timeout.is_zero() {
+            problems.push("--qdrant-timeout must be greater than 0".into());
+        }
+        if self.health_interval < Duration::from_secs(1) {
+            problems.push(format!("--health-interval ({}) must be at least 1s", fmt(self.health_interval)));
+        }
         if !problems.is_empty() {
             return Err(ConfigError(problems));
         }
@@ -203,6 +221,8 @@ impl Args {
                 jitter: j,
             },
             drain_timeout: self.drain_timeout,
+            qdrant_timeout: self.qdrant_timeout,
+            health_interval: self.health_interval,
         })
     }
 }
@@ -327,6 +347,12 @@ mod tests {
     #[test]
     fn zero_drain_timeout() {
         assert!(err(&["--drain-timeout", "0s"]).contains("--drain-timeout"));
+    }
+
+    #[test]
+    fn qdrant_timings_must_be_usable() {
+        assert!(err(&["--qdrant-timeout", "0s"]).contains("--qdrant-timeout"));
+        assert!(err(&["--health-interval", "100ms"]).contains("--health-interval"));
     }
 
     #[test]

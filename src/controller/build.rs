@@ -141,6 +141,14 @@ fn scheme(qc: &QdrantCluster) -> &'static str {
     if qc.spec.tls.enabled { "https" } else { "http" }
 }
 
+/// The base URL of one Pod's REST API, by its stable DNS name under the headless Service:
+/// the same name as on any cluster, resolved through the namespace search path, and the name
+/// a cluster's certificates are issued for.
+pub fn rest_url(qc: &QdrantCluster, pod: &str) -> String {
+    let ns = qc.namespace().unwrap_or_default();
+    format!("{}://{pod}.{}.{ns}:{HTTP_PORT}", scheme(qc), headless_name(&qc.name_any()))
+}
+
 /// The peer-to-peer URI of pod `ordinal` (a number, or a shell expression such as
 /// `${SET_INDEX}`).
 pub fn peer_uri(qc: &QdrantCluster, ordinal: &str) -> String {

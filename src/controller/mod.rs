@@ -6,6 +6,7 @@
 pub mod apply;
 pub mod build;
 pub mod decode;
+pub mod health;
 pub mod status;
 pub mod validate;
 
@@ -29,6 +30,7 @@ use tokio::time::Instant;
 use crate::crd::{QdrantCluster, QdrantClusterStatus};
 use crate::kube_client::watch_backoff;
 use crate::leader::term::Terms;
+use crate::operations::Qdrant;
 use crate::leader::LeadershipGuard;
 use crate::telemetry::metrics::Metrics;
 use crate::Error;
@@ -55,14 +57,19 @@ pub struct Context {
     pub terms: Terms,
     pub metrics: Arc<Metrics>,
     pub recorder: Recorder,
+    /// Clients of the clusters' Qdrant REST APIs.
+    pub qdrant: Qdrant,
+    /// How often a cluster's health is looked at when nothing changes in Kubernetes.
+    pub health_interval: Duration,
     /// Consecutive failed reconciles per object (`namespace/name`), for the backoff.
     failures: Mutex<HashMap<String, u32>>,
 }
 
 impl Context {
-    pub fn new(client: Client, guard: LeadershipGuard, terms: Terms, metrics: Arc<Metrics>, identity: &str) -> Self {
+    pub fn new(client: Client, guard: LeadershipGuard, terms: Terms, metrics: Arc<Metrics>, identity: &str, qdrant_timeout: Duration, health_interval: Duration) -> Self {
         let reporter = Reporter { controller: "qdrant-operator".into(), instance: Some(identity.into()) };
-        Context { recorder: Recorder::new(client.clone(), reporter), client, guard, terms, metrics, failures: Mutex::default() }
+        let qdrant = Qdrant::new(qdrant_timeout, metrics.qdrant.clone());
+        Context { recorder: Recorder::new(client.clone(), reporter), client, guard, terms, metrics, qdrant, health_interval, failures: Mutex::default() }
     }
 
     /// Publishes an Event on a QdrantCluster. Events on CRs are writes of the leader, so they
@@ -115,6 +122,7 @@ async fn write_status(ctx: &Context, meta: &ObjectMeta, old: Option<&QdrantClust
 
 /// Reports a cluster that waits for the user: status, and an Event when the status changed.
 async fn block(ctx: &Context, qc: &QdrantCluster, reason: &str, message: String) -> Result<(), Error> {
+    ctx.metrics.forget_cluster(&qc.namespace().unwrap_or_default(), &qc.name_any());
     let st = status::blocked_on(qc, reason, &message, &now());
     if write_status(ctx, &qc.metadata, qc.status.as_ref(), &st).await? {
         ctx.event(&qc.object_ref(&()), EventType::Warning, reason, message).await;
@@ -147,13 +155,21 @@ async fn reconcile_inner(cached: &Stored, ctx: &Context) -> Result<Action, Error
     // Act on the object as it is now, not as the cache last saw it: after an API-server
     // outage the cache can be behind, and a new leader must not apply an old spec.
     let api: Api<Stored> = Api::namespaced(ctx.client.clone(), cached.meta().namespace.as_deref().unwrap_or_default());
-    let Some(stored) = api.get_opt(&cached.name_any()).await? else { return Ok(Action::await_change()) };
+    let forget = || ctx.metrics.forget_cluster(cached.meta().namespace.as_deref().unwrap_or_default(), &cached.name_any());
+    let Some(stored) = api.get_opt(&cached.name_any()).await? else {
+        forget();
+        return Ok(Action::await_change());
+    };
     let qc = match &stored.0 {
         Ok(qc) => qc,
-        Err(u) => return report_undecodable(ctx, &stored, u).await,
+        Err(u) => {
+            forget();
+            return report_undecodable(ctx, &stored, u).await;
+        }
     };
     if qc.metadata.deletion_timestamp.is_some() {
         // Children carry owner references; the garbage collector removes them.
+        forget();
         return Ok(Action::await_change());
     }
     if let Err(problems) = validate::validate(qc) {
@@ -172,6 +188,7 @@ async fn reconcile_inner(cached: &Stored, ctx: &Context) -> Result<Action, Error
         return Ok(Action::requeue(RECHECK));
     }
     let (keys, generated) = apply::resolve_keys(&ctx.client, &ctx.guard, qc).await?;
+    let api_key = keys.api.clone();
     let children = build::build(qc, &keys, generated);
     let sts = match apply::apply_children(&ctx.client, &ctx.guard, qc, children).await {
         Ok(sts) => sts,
@@ -182,10 +199,20 @@ async fn reconcile_inner(cached: &Stored, ctx: &Context) -> Result<Action, Error
             return Err(e);
         }
     };
-    let st = status::from_stateful_set(qc, &sts, &now());
+    let qdrant = health::check(ctx, qc, api_key.as_deref()).await?;
+    let (ns, name) = (qc.namespace().unwrap_or_default(), qc.name_any());
+    ctx.metrics.cluster_health(&ns, &name, qdrant.is_healthy(), qdrant.peer_count, qdrant.replicas_not_active);
     let old = qc.status.clone().unwrap_or_default();
+    let t = now();
+    let st = status::with_health(status::from_stateful_set(qc, &sts, &t), &qdrant, &old.conditions, &t);
     write_status(ctx, &qc.metadata, qc.status.as_ref(), &st).await?;
     let obj = qc.object_ref(&());
+    let was_healthy = old.conditions.iter().find(|c| c.type_ == "Healthy").map(|c| c.status == "True");
+    match (was_healthy, qdrant.is_healthy()) {
+        (Some(true) | None, false) if st.qdrant_status != Some(crate::crd::Phase::Pending) => ctx.event(&obj, EventType::Warning, qdrant.reason(), qdrant.message()).await,
+        (Some(false), true) => ctx.event(&obj, EventType::Normal, "Healthy", qdrant.message()).await,
+        _ => {}
+    }
     if old.observed_generation.is_none() {
         ctx.event(&obj, EventType::Normal, "Created", format!("Created the children of {} with {} replicas", qc.name_any(), qc.spec.replicas)).await;
     } else if old.observed_generation != qc.metadata.generation {
@@ -194,7 +221,8 @@ async fn reconcile_inner(cached: &Stored, ctx: &Context) -> Result<Action, Error
             _ => ctx.event(&obj, EventType::Normal, "Updated", format!("Applied generation {}", qc.metadata.generation.unwrap_or(0))).await,
         }
     }
-    Ok(Action::await_change())
+    // Qdrant's state changes without any Kubernetes event: look again.
+    Ok(Action::requeue(ctx.health_interval))
 }
 
 /// Runs on every replica. A follower returns at once without writing; the leader runs the

@@ -102,9 +102,10 @@ pub fn from_stateful_set(qc: &QdrantCluster, sts: &StatefulSet, now: &Time) -> Q
 /// Adds Qdrant's own health (see `operations::health::assess`) to a status made by
 /// [`from_stateful_set`]: `status.qdrant`, the `Healthy` condition, and:
 /// - when every Pod is Ready (`Running`): `qdrantStatus: Healthy` if Qdrant is healthy, else it
-///   stays `Running`, with the health's reason and `Degraded` set;
-/// - otherwise the phase is kept (Pods starting or rolling are expected to be unreachable, and
-///   `Progressing` says so), and the message says what Qdrant reports.
+///   stays `Running`, with the health's reason;
+/// - `Degraded` with the health's reason and message whenever Qdrant is not healthy, except
+///   while the cluster is `Pending` (its first Pods starting are expected to be unreachable);
+/// - the message says what Qdrant reports.
 ///
 /// `previous` are the conditions of the stored status, so that transition times move only on a
 /// flip. The same inputs give the same status.
@@ -120,12 +121,12 @@ pub fn with_health(mut status: QdrantClusterStatus, health: &Health, previous: &
     if settled {
         status.qdrant_status = Some(if healthy { Phase::Healthy } else { Phase::Running });
         status.reason = Some(reason.into());
-        if !healthy {
-            let degraded = condition("Degraded", true, reason, &message, g, previous, now);
-            match status.conditions.iter_mut().find(|c| c.type_ == "Degraded") {
-                Some(c) => *c = degraded,
-                None => status.conditions.push(degraded),
-            }
+    }
+    if !healthy && status.qdrant_status != Some(Phase::Pending) {
+        let degraded = condition("Degraded", true, reason, &message, g, previous, now);
+        match status.conditions.iter_mut().find(|c| c.type_ == "Degraded") {
+            Some(c) => *c = degraded,
+            None => status.conditions.push(degraded),
         }
     }
     if settled || !healthy {
@@ -243,7 +244,7 @@ mod tests {
         let d = cond(&s, "Degraded");
         assert_eq!((d.status.as_str(), d.reason.as_str()), ("True", "PeerUnreachable"));
         assert_eq!(d.message, "c-2: unreachable (connection refused)");
-        assert_eq!(s.qdrant.as_ref().unwrap().health, "PeerUnreachable");
+        assert_eq!(s.qdrant.as_ref().unwrap().health, "Degraded");
         // Still one condition of each type.
         assert_eq!(s.conditions.iter().filter(|c| c.type_ == "Degraded").count(), 1);
         assert_eq!(s.conditions.iter().filter(|c| c.type_ == "Healthy").count(), 1);
@@ -263,6 +264,12 @@ mod tests {
         assert_eq!(s.qdrant_status, Some(Phase::OperationInProgress));
         assert_eq!(s.message.as_deref(), Some("1/3 replicas ready, 3 updated"));
         assert_eq!(cond(&s, "Healthy").status, "True");
+        // A Pod down after the cluster ran: Degraded, naming it, whatever the phase.
+        let s = with_health(from_stateful_set(&c, &sts(3, 2), &at(0)), &health(vec![unreachable()]), &[], &at(0));
+        assert_eq!(s.qdrant_status, Some(Phase::OperationInProgress));
+        let d = cond(&s, "Degraded");
+        assert_eq!((d.status.as_str(), d.reason.as_str(), d.message.as_str()), ("True", "PeerUnreachable", "c-2: unreachable (connection refused)"));
+        assert_eq!(s.qdrant.as_ref().unwrap().health, "Degraded");
     }
 
     #[test]

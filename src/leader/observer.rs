@@ -233,6 +233,7 @@ impl Observer {
             tracing::info!(identity = %me, leader = %leader, reason = "became_leader", time_as_leader, "leadership transition");
             self.event(EventType::Normal, "BecameLeader", format!("{me} became leader (lease transitions: {})", cur.transitions_observed));
         } else if !cur.is_leader && prev.is_leader {
+            m.forget_clusters();
             let cause = cur.loss_cause.map_or("lease_lost", |c| c.as_str());
             tracing::info!(identity = %me, leader = %leader, reason = cause, time_as_leader, "leadership transition");
             // A shutdown publishes its Event itself, awaited, before the process exits.

@@ -17,6 +17,7 @@ use std::fmt;
 use futures::StreamExt;
 use reqwest::{StatusCode, Url};
 
+use super::{Access, Qdrant};
 use crate::crd::{QdrantHealthStatus, QdrantPeerStatus};
 use crate::qdrant::{
     ClusterInfo, ClusterStatus, CollectionClusterInfo, ConsensusThreadStatus, Peer, QdrantClient,
@@ -87,6 +88,8 @@ pub enum FailureKind {
     InvalidUrl,
     /// `GET /cluster` says distributed mode is off.
     ClusterDisabled,
+    /// No client could be built for the cluster: its CA bundle or API key is not usable.
+    ClientConfig,
 }
 
 /// A failed call, reduced to what the status needs: the kind, and a message that is stable for
@@ -147,6 +150,7 @@ impl fmt::Display for Failure {
             FailureKind::Decode => write!(f, "undecodable answer{m}"),
             FailureKind::InvalidUrl => write!(f, "invalid address{m}"),
             FailureKind::ClusterDisabled => f.write_str("Qdrant's distributed mode is off"),
+            FailureKind::ClientConfig => write!(f, "the operator cannot build a client for this cluster{m}"),
         }
     }
 }
@@ -207,6 +211,27 @@ fn transport_detail(error: &reqwest::Error) -> String {
             }
         }
     }
+}
+
+/// Observes every Pod of a cluster and judges its health: what the controller calls.
+/// `expected_pods` is how many Pods the cluster should have.
+pub async fn check(qdrant: &Qdrant, access: &Access, pods: &[PodTarget], expected_pods: usize) -> Health {
+    let observations = match qdrant.client(access) {
+        Ok(client) => observe(&client, pods).await,
+        Err(e) => {
+            let failure = Failure::new(FailureKind::ClientConfig, e.to_string());
+            pods.iter()
+                .map(|t| PodObservation {
+                    pod: t.pod.clone(),
+                    base_url: t.base_url.clone(),
+                    kube_ready: t.kube_ready,
+                    cluster: Err(failure.clone()),
+                    collections: Err(failure.clone()),
+                })
+                .collect()
+        }
+    };
+    assess(&observations, expected_pods)
 }
 
 /// Asks every Pod, all at once: `GET /cluster`, `GET /collections` and then each collection's
@@ -403,11 +428,8 @@ impl Health {
     pub fn to_status(&self) -> QdrantHealthStatus {
         let int = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
         QdrantHealthStatus {
-            health: if self.is_healthy() {
-                "Healthy".into()
-            } else {
-                self.reason().into()
-            },
+            // One word for `kubectl get qc`; the `Healthy` condition carries the reason.
+            health: if self.is_healthy() { "Healthy" } else { "Degraded" }.into(),
             peer_count: self
                 .peer_count
                 .map(|n| i32::try_from(n).unwrap_or(i32::MAX)),

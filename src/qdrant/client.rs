@@ -135,15 +135,7 @@ impl QdrantClient {
         metrics: QdrantMetrics,
         tls: rustls::ClientConfig,
     ) -> Result<Self, ConfigError> {
-        let api_key = match &config.api_key {
-            Some(key) => {
-                let mut value =
-                    HeaderValue::from_str(key).map_err(|_| ConfigError::InvalidApiKey)?;
-                value.set_sensitive(true);
-                Some(value)
-            }
-            None => None,
-        };
+        let api_key = header_value(config.api_key.as_deref())?;
         let http = reqwest::Client::builder()
             .tls_backend_preconfigured(tls)
             // Pods are reached directly; a proxy from the environment would misroute them.
@@ -162,6 +154,15 @@ impl QdrantClient {
             api_key,
             timeout: config.timeout,
             metrics,
+        })
+    }
+
+    /// The same connection pool with another API key: clusters that share a CA share sockets
+    /// and TLS sessions, whatever their keys.
+    pub fn with_api_key(&self, api_key: Option<&str>) -> Result<Self, ConfigError> {
+        Ok(QdrantClient {
+            api_key: header_value(api_key)?,
+            ..self.clone()
         })
     }
 
@@ -187,6 +188,16 @@ impl QdrantClient {
             timeout: self.timeout,
         })
     }
+}
+
+/// The `api-key` header, marked sensitive so that no `Debug` output shows it.
+fn header_value(key: Option<&str>) -> Result<Option<HeaderValue>, ConfigError> {
+    key.map(|key| {
+        let mut value = HeaderValue::from_str(key).map_err(|_| ConfigError::InvalidApiKey)?;
+        value.set_sensitive(true);
+        Ok(value)
+    })
+    .transpose()
 }
 
 /// Builds the rustls configuration handed to reqwest, on the ring provider explicitly: reqwest

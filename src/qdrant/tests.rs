@@ -264,6 +264,22 @@ async fn api_key_header_only_when_configured() {
 }
 
 #[tokio::test]
+async fn another_key_on_the_same_pool_replaces_the_key() {
+    let (with_key, _) = client_with(Some("first"), Duration::from_secs(5));
+    let (base, seen) = serve_ok(json!({"status": "disabled"})).await;
+    let other = with_key.with_api_key(Some("k2-s3cr3t")).unwrap();
+    other.peer(&base).unwrap().cluster_info().await.unwrap();
+    assert_eq!(only(&seen).headers["api-key"], "k2-s3cr3t");
+
+    let (base, seen) = serve_ok(json!({"status": "disabled"})).await;
+    with_key.with_api_key(None).unwrap().peer(&base).unwrap().cluster_info().await.unwrap();
+    assert!(only(&seen).headers.get("api-key").is_none());
+
+    assert!(matches!(with_key.with_api_key(Some("bad\nkey")), Err(ConfigError::InvalidApiKey)));
+    assert!(!format!("{other:?}").contains("k2-s3cr3t"));
+}
+
+#[tokio::test]
 async fn remove_peer_forces_only_when_asked() {
     let (client, _) = client();
 

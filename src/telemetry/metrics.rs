@@ -1,6 +1,7 @@
 //! The one metrics registry of the process. Names follow LEADER-ELECTION.md and the older
 //! operator's names from COMPATIBILITY.md, which existing dashboards and alerts query.
 
+use crate::qdrant::QdrantMetrics;
 use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry, TextEncoder, CounterVec,
@@ -22,6 +23,12 @@ pub struct Metrics {
     pub errors_total: IntCounterVec,
     pub clusters_managed: IntGauge,
     pub undecodable_objects: IntGaugeVec,
+    /// The Qdrant client's requests and latency, in this same registry.
+    pub qdrant: QdrantMetrics,
+    /// Per cluster, as the leader last judged it; see [`Metrics::cluster_health`].
+    pub cluster_healthy: IntGaugeVec,
+    pub cluster_peers: IntGaugeVec,
+    pub cluster_replicas_not_active: IntGaugeVec,
 }
 
 /// Registers a collector. Called once at start-up with static, unique names and valid label
@@ -49,6 +56,10 @@ impl Metrics {
             errors_total: reg(&r, IntCounterVec::new(Opts::new("qdrant_operator_errors_total", "Reconcile errors by category"), &["type"]).unwrap()),
             clusters_managed: reg(&r, IntGauge::new("qdrant_operator_clusters_managed", "QdrantClusters in the watched namespaces").unwrap()),
             undecodable_objects: reg(&r, IntGaugeVec::new(Opts::new("qdrant_operator_undecodable_objects", "Stored objects the operator cannot decode, so does not act upon (each also has an Event and, where it can be written, a status)"), &["kind"]).unwrap()),
+            qdrant: QdrantMetrics::new(&r).expect("Qdrant client metrics registered twice"),
+            cluster_healthy: reg(&r, IntGaugeVec::new(Opts::new("qdrant_operator_cluster_healthy", "1 when Qdrant reports the cluster healthy (every Pod a peer in consensus, a Raft leader, every shard replica Active), else 0. Exported by the leader only"), &["cluster_namespace", "cluster_name"]).unwrap()),
+            cluster_peers: reg(&r, IntGaugeVec::new(Opts::new("qdrant_operator_cluster_peers", "Peers in the cluster's Raft consensus, as Qdrant reports them. Exported by the leader only"), &["cluster_namespace", "cluster_name"]).unwrap()),
+            cluster_replicas_not_active: reg(&r, IntGaugeVec::new(Opts::new("qdrant_operator_cluster_replicas_not_active", "Shard replicas of the cluster that are not Active. Exported by the leader only"), &["cluster_namespace", "cluster_name"]).unwrap()),
             registry: r,
         }
     }
@@ -65,6 +76,33 @@ impl Metrics {
         self.undecodable_objects.with_label_values(&["QdrantCluster"]).set(0);
         for result in ["success", "error"] {
             self.reconcile_total.with_label_values(&["QdrantCluster", result]);
+        }
+    }
+
+    /// Records a cluster's health as just judged: `None` for what Qdrant did not tell.
+    pub fn cluster_health(&self, namespace: &str, name: &str, healthy: bool, peers: Option<usize>, not_active: Option<u64>) {
+        let labels = [namespace, name];
+        self.cluster_healthy.with_label_values(&labels).set(i64::from(healthy));
+        let set = |g: &IntGaugeVec, v: Option<i64>| match v {
+            Some(v) => g.with_label_values(&labels).set(v),
+            None => drop(g.remove_label_values(&labels)),
+        };
+        set(&self.cluster_peers, peers.map(|n| n as i64));
+        set(&self.cluster_replicas_not_active, not_active.map(|n| i64::try_from(n).unwrap_or(i64::MAX)));
+    }
+
+    /// Drops a cluster's series: it was deleted, or is blocked and Qdrant is not asked.
+    pub fn forget_cluster(&self, namespace: &str, name: &str) {
+        for g in [&self.cluster_healthy, &self.cluster_peers, &self.cluster_replicas_not_active] {
+            let _ = g.remove_label_values(&[namespace, name]);
+        }
+    }
+
+    /// Drops every cluster's series when this replica stops leading: only the leader looks at
+    /// Qdrant, so a follower's values would only grow stale and confuse alerts.
+    pub fn forget_clusters(&self) {
+        for g in [&self.cluster_healthy, &self.cluster_peers, &self.cluster_replicas_not_active] {
+            g.reset();
         }
     }
 

@@ -241,7 +241,7 @@ fn an_unreachable_pod_is_named_with_the_cause() {
     // The others still tell the rest.
     assert_eq!(h.leader_pod.as_deref(), Some("my-cluster-1"));
     assert_eq!(h.collections, Some(2));
-    assert_eq!(h.to_status().health, "PeerUnreachable");
+    assert_eq!(h.to_status().health, "Degraded");
 }
 
 #[test]
@@ -270,7 +270,7 @@ fn a_qdrant_peer_that_no_pod_matches_is_named() {
     let st = h.to_status();
     assert_eq!(st.peers[3].pod, None);
     assert_eq!(st.peers[3].peer_id, "1234");
-    assert_eq!(st.health, "UnknownPeer");
+    assert_eq!(st.health, "Degraded");
 }
 
 #[test]
@@ -358,7 +358,7 @@ fn an_unknown_replica_state_is_counted_and_named() {
         h.message(),
         "1 shard replica is not Active: docs/shard 1@peer 42: SomethingNew"
     );
-    assert_eq!(h.to_status().health, "ReplicasNotActive");
+    assert_eq!(h.to_status().health, "Degraded");
 }
 
 #[test]
@@ -417,7 +417,7 @@ fn a_rejected_api_key_says_so_once_for_all_pods() {
     assert_eq!(h.replicas_not_active, None);
     assert!(h.peers.is_empty());
     let st = h.to_status();
-    assert_eq!(st.health, "Unauthorized");
+    assert_eq!(st.health, "Degraded");
     assert_eq!(st.collections, None);
 }
 
