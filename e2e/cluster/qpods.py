@@ -513,9 +513,12 @@ def _items(data, items, optional, what):
     return out
 
 
-def volume_files(volume, ns, lookup):
+def volume_files(volume, pod, lookup):
     """{relative path: (bytes, mode)} for a ConfigMap, Secret or projected volume; None for
-    any other kind."""
+    any other kind. A projected `serviceAccountToken` becomes an empty file: the runner issues
+    no tokens (Qdrant never calls the API server); `downwardAPI` items with a `fieldRef` are
+    filled in as the kubelet would."""
+    ns = pod["metadata"]["namespace"]
     for kind, resource, name_field in (("configMap", "configmaps", "name"), ("secret", "secrets", "secretName")):
         if kind in volume:
             src = volume[kind]
@@ -533,6 +536,16 @@ def volume_files(volume, ns, lookup):
         out = {}
         for s in src.get("sources") or []:
             kind = next(iter(s))
+            if kind == "serviceAccountToken":
+                out[s[kind]["path"]] = (b"", default)
+                continue
+            if kind == "downwardAPI":
+                for it in s[kind].get("items") or []:
+                    if "fieldRef" not in it:
+                        raise MountError(f"projected downwardAPI item {it['path']}: only fieldRef is supported by the local runner")
+                    value = field_ref(pod, it["fieldRef"]["fieldPath"], pod.get("status", {}).get("podIP", ""))
+                    out[it["path"]] = (value.encode(), it.get("mode", default))
+                continue
             if kind not in ("configMap", "secret"):
                 raise MountError(f"projected volume source {kind} is not supported by the local runner")
             name_field = "name"
@@ -595,7 +608,7 @@ def materialize(state, pod, lookup, qdrant_bin=None):
             os.makedirs(data, exist_ok=True)
             _replace_with_symlink(data, d)
         else:
-            files = volume_files(v, ns, lookup)
+            files = volume_files(v, pod, lookup)
             if files is None:
                 raise MountError(f"volume {v['name']}: only emptyDir, persistentVolumeClaim, configMap, secret and projected volumes are supported by the local runner")
             files_volumes.add(v["name"])

@@ -466,6 +466,8 @@ pub fn build(qc: &QdrantCluster, keys: &Keys, generated: (bool, bool)) -> Childr
                     ..Default::default()
                 }),
                 spec: Some(PodSpec {
+                    // Qdrant never calls the Kubernetes API: no token to steal.
+                    automount_service_account_token: Some(false),
                     containers,
                     volumes: Some(volumes),
                     security_context: Some(PodSecurityContext {
@@ -552,6 +554,7 @@ mod tests {
         assert_eq!(q.readiness_probe.as_ref().unwrap().http_get.as_ref().unwrap().path.as_deref(), Some("/readyz"));
         assert_eq!(q.liveness_probe.as_ref().unwrap().http_get.as_ref().unwrap().path.as_deref(), Some("/livez"));
         assert_eq!(pod_spec(&c).security_context.as_ref().unwrap().run_as_non_root, Some(true));
+        assert_eq!(pod_spec(&c).automount_service_account_token, Some(false));
         assert!(sts.spec.as_ref().unwrap().template.metadata.as_ref().unwrap().annotations.as_ref().unwrap().contains_key(CHECKSUM_ANNOTATION));
         // emptyDir storage without persistence.
         assert!(pod_spec(&c).volumes.as_ref().unwrap().iter().any(|v| v.name == "qdrant-storage" && v.empty_dir.is_some()));
