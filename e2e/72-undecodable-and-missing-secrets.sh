@@ -12,7 +12,7 @@ trap 'delete_qcs deep good tls-missing; kc delete secret tls-missing-certs -n "$
 wait_for_operator_ready 120
 
 apply_qc good 1
-wait_for_qc_status good 60 Running
+wait_for_qc_status good 60 Running Healthy
 python3 - <<'PY' | kc create -n "$TEST_NS" -f - >/dev/null
 import json
 config = 1
@@ -56,5 +56,5 @@ openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj "/CN=tls-missing" -keyou
 kc create secret generic tls-missing-certs -n "$TEST_NS" --from-file=cert.pem="$tmp/cert.pem" \
   --from-file=key.pem="$tmp/key.pem" --from-file=cacert.pem="$tmp/cert.pem" >/dev/null
 rm -rf "$tmp"
-wait_for_qc_status tls-missing 60 Running
+wait_for_qc_status tls-missing 60 Running Healthy
 info "with the Secret created, tls-missing proceeds to Running"

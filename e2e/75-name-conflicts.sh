@@ -11,7 +11,7 @@ trap 'delete_qcs a a-headless user-svc; kc delete svc user-svc -n "$TEST_NS" --i
 wait_for_operator_ready 120
 
 apply_qc a 1
-wait_for_qc_status a 60 Running
+wait_for_qc_status a 60 Running Healthy
 headless_rv=$(resource_version svc a-headless)
 apply_qc a-headless 1
 wait_for_qc_status a-headless 30 Error
@@ -49,6 +49,6 @@ absent sts user-svc -n "$TEST_NS" || fail "sts user-svc was created although the
 [ -z "$(kc get svc user-svc -n "$TEST_NS" -o jsonpath='{.metadata.ownerReferences}')" ] || fail "the user's Service got an owner"
 info "user-svc: blocked by the user's Service, which is untouched"
 kc delete svc user-svc -n "$TEST_NS" >/dev/null
-wait_for_qc_status user-svc 60 Running
+wait_for_qc_status user-svc 60 Running Healthy
 owned_by_qc svc user-svc user-svc || fail "svc user-svc is not owned by the cluster after the conflict cleared"
 info "with the user's Service gone, user-svc proceeds to Running"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The main job: a local control plane, the operator with 3 replicas, a Qdrant cluster scaled to
-# 3, and a report of who leads according to the Lease, the metrics and the annotation.
+# 3 (its Pods run the stand-in Qdrant, or $QDRANT_BIN), and a report of who leads: the operator
+# according to the Lease, the metrics and the annotation; Qdrant according to its Raft.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source e2e/utils.sh
@@ -16,6 +17,8 @@ kc apply -n default -f examples/qdrant-cluster-minimal.yaml
 wait_for_qc_status my-cluster 60 Running Healthy
 kc scale qc my-cluster -n default --replicas=3
 wait_until 60 "my-cluster to have 3 ready replicas" qc_converged my-cluster
+three_peers_led() { qc_status_is my-cluster Healthy && [ "$(qc_field my-cluster .status.qdrant.peerCount)" = 3 ] && [ -n "$(qc_field my-cluster .status.qdrant.raftLeader)" ]; }
+wait_until 90 "Qdrant to report 3 peers in consensus with a Raft leader" three_peers_led
 
 echo
 echo "================ report ================"
@@ -28,7 +31,11 @@ done
 metric_leader=$(get_leader_pod)
 echo "Leader according to the metrics:    $metric_leader"
 echo "Leader according to the annotation: $(for p in $(operator_pods); do [ "$(leader_annotation "$p")" = true ] && echo "$p"; done)"
-if signals_agree; then echo "The Lease, the metrics and the annotation agree."; else echo "WARNING: the signals disagree right now."; fi
+wait_until 30 "the Lease, the metrics and the annotation to agree" signals_agree
+echo "The Lease, the metrics and the annotation agree."
+echo
+echo "Qdrant's own view (status.qdrant): Raft leader $(qc_field my-cluster .status.qdrant.raftLeader), term $(qc_field my-cluster .status.qdrant.term)"
+kc get qc my-cluster -n default -o jsonpath='{range .status.qdrant.peers[*]}  {.pod}  peer {.peerId}  {.uri}{"\n"}{end}'
 echo
 kc get qc -n default
 echo

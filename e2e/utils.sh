@@ -279,7 +279,7 @@ fault_suite_start() {
   wait_for_operator_ready 120
   with_gauge_sampler
   apply_qc "$1" 1
-  wait_for_qc_status "$1" 60 Running
+  wait_for_qc_status "$1" 60 Running Healthy
   FAULT_SINCE=$(epoch_now)
 }
 
@@ -293,3 +293,57 @@ fencing_since() {
 }
 
 renew_deadline_seconds() { operator_env_seconds RENEW_DEADLINE 10; }
+
+# --- Qdrant Pods ---
+# Qdrant Pods are reached by their headless-Service DNS names, as the operator reaches them:
+# through /etc/hosts on the local plane, through cluster DNS from inside a real cluster.
+
+# qdrant_url POD CLUSTER: the REST base URL of one Qdrant Pod.
+qdrant_url() { echo "http://$1.$2-headless.$TEST_NS:6333"; }
+
+# qdrant_http METHOD URL [KEY] [BODY]: prints the HTTP status, then (line 2) the body.
+qdrant_http() {
+  local args=(-s -m 10 -o - -w '\n%{http_code}' -X "$1" "$2")
+  [ -n "${3:-}" ] && args+=(-H "api-key: $3")
+  [ -n "${4:-}" ] && args+=(-H 'content-type: application/json' -d "$4")
+  local out
+  out=$(curl "${args[@]}" 2>/dev/null) || true
+  printf '%s\n%s\n' "${out##*$'\n'}" "${out%$'\n'*}"
+}
+qdrant_status_code() { qdrant_http "$@" | head -1; }
+
+# secret_key SECRET FIELD: a Secret's value, decoded.
+secret_key() { kc get secret "$1" -n "$TEST_NS" -o jsonpath="{.data.$2}" | base64 -d; }
+
+# qpod_pid POD: the PID of a Qdrant Pod's process (local plane only).
+qpod_pid() { cat "$E2E_STATE/pids/qpod.$TEST_NS.$1.pid" 2>/dev/null; }
+
+# qdrant_health_is NAME HEALTH: status.qdrant.health (Healthy, Degraded) for the current
+# generation.
+qdrant_health_is() {
+  [ "$(qc_field "$1" .status.qdrant.health)" = "$2" ] \
+    && [ "$(qc_field "$1" .status.observedGeneration)" = "$(qc_field "$1" .metadata.generation)" ]
+}
+
+# healthy_condition NAME FIELD: a field (status, reason, message) of the Healthy condition.
+healthy_condition() { qc_field "$1" "{.status.conditions[?(@.type==\"Healthy\")].$2}"; }
+
+# unhealthy_with NAME REASON TEXT: the Healthy condition is False with REASON, and its message
+# contains TEXT.
+unhealthy_with() {
+  [ "$(healthy_condition "$1" status)" = "False" ] && [ "$(healthy_condition "$1" reason)" = "$2" ] \
+    && grep -qF -- "$3" <<<"$(healthy_condition "$1" message)"
+}
+
+# qdrant_requests_on_leader ENDPOINT: the leader's qdrant_client_requests_total for an
+# endpoint label (e.g. "GET /cluster"), summed over results.
+qdrant_requests_on_leader() {
+  local leader
+  leader=$(get_leader_pod) || return 1
+  operator_metrics "$leader" | awk -v ep="endpoint=\"$1\"" 'index($0, "qdrant_client_requests_total{") == 1 && index($0, ep) { s += $NF } END { print s + 0 }'
+}
+
+# operator_restarts: the sum of restart counts of the operator's Pods.
+operator_restarts() {
+  kc get pods -n "$OPERATOR_NS" -l app=qdrant-operator -o jsonpath='{range .items[*]}{.status.containerStatuses[0].restartCount}{"\n"}{end}' | awk '{ s += $1 } END { print s + 0 }'
+}

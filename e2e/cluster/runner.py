@@ -430,6 +430,10 @@ class QdrantPod(PodProcess):
         extra = {"QDRANT__SERVICE__HOST": self.addr}
         if qdrant_bin:
             extra["QDRANT__TELEMETRY_DISABLED"] = "true"  # a test machine reports nothing
+        else:
+            # The stand-in's test-only fault hooks (e2e/qdrant/README.md), for the suites that
+            # make a peer answer errors; a real binary has none.
+            extra["QDRANT_STANDIN_FAULTS"] = "1"
         env = qpods.container_env(self.pod, container, self.lookup, self.addr, self.root, extra)
         argv = qpods.container_argv(container, env, self.root)
         cwd = os.path.join(self.root, (container.get("workingDir") or qpods.IMAGE_WORKDIR).lstrip("/"))
