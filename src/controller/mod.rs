@@ -7,6 +7,7 @@ pub mod apply;
 pub mod build;
 pub mod decode;
 pub mod health;
+pub mod pods;
 pub mod status;
 pub mod validate;
 
@@ -17,7 +18,7 @@ use std::time::Duration;
 
 use futures::{Stream, StreamExt};
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{ConfigMap, ObjectReference, Secret, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, ObjectReference, Pod, Secret, Service};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use kube::api::{Patch, PatchParams};
@@ -30,7 +31,8 @@ use tokio::time::Instant;
 use crate::crd::{QdrantCluster, QdrantClusterStatus};
 use crate::kube_client::watch_backoff;
 use crate::leader::term::Terms;
-use crate::operations::Qdrant;
+use crate::operations::{Access, Qdrant};
+use pods::PodIndex;
 use crate::leader::LeadershipGuard;
 use crate::telemetry::metrics::Metrics;
 use crate::Error;
@@ -61,6 +63,10 @@ pub struct Context {
     pub qdrant: Qdrant,
     /// How often a cluster's health is looked at when nothing changes in Kubernetes.
     pub health_interval: Duration,
+    /// Every cluster's Qdrant Pods and their readiness.
+    pub pods: PodIndex,
+    /// How each cluster's Qdrant is reached, as its last reconcile resolved it (by `key`).
+    access: Mutex<HashMap<String, Access>>,
     /// Consecutive failed reconciles per object (`namespace/name`), for the backoff.
     failures: Mutex<HashMap<String, u32>>,
 }
@@ -69,7 +75,7 @@ impl Context {
     pub fn new(client: Client, guard: LeadershipGuard, terms: Terms, metrics: Arc<Metrics>, identity: &str, qdrant_timeout: Duration, health_interval: Duration) -> Self {
         let reporter = Reporter { controller: "qdrant-operator".into(), instance: Some(identity.into()) };
         let qdrant = Qdrant::new(qdrant_timeout, metrics.qdrant.clone());
-        Context { recorder: Recorder::new(client.clone(), reporter), client, guard, terms, metrics, qdrant, health_interval, failures: Mutex::default() }
+        Context { recorder: Recorder::new(client.clone(), reporter), client, guard, terms, metrics, qdrant, health_interval, pods: PodIndex::default(), access: Mutex::default(), failures: Mutex::default() }
     }
 
     /// Publishes an Event on a QdrantCluster. Events on CRs are writes of the leader, so they
@@ -80,6 +86,18 @@ impl Context {
             Ok(Err(e)) => tracing::warn!(error = %e, "publishing an Event failed"),
             Ok(Ok(())) | Err(_) => {}
         }
+    }
+
+    fn access(&self, key: &str) -> Option<Access> {
+        self.access.lock().unwrap_or_else(|p| p.into_inner()).get(key).cloned()
+    }
+
+    fn set_access(&self, key: String, access: Option<Access>) {
+        let mut map = self.access.lock().unwrap_or_else(|p| p.into_inner());
+        match access {
+            Some(a) => map.insert(key, a),
+            None => map.remove(&key),
+        };
     }
 
     fn failures(&self) -> std::sync::MutexGuard<'_, HashMap<String, u32>> {
@@ -123,6 +141,7 @@ async fn write_status(ctx: &Context, meta: &ObjectMeta, old: Option<&QdrantClust
 /// Reports a cluster that waits for the user: status, and an Event when the status changed.
 async fn block(ctx: &Context, qc: &QdrantCluster, reason: &str, message: String) -> Result<(), Error> {
     ctx.metrics.forget_cluster(&qc.namespace().unwrap_or_default(), &qc.name_any());
+    ctx.set_access(key(&qc.metadata), None);
     let st = status::blocked_on(qc, reason, &message, &now());
     if write_status(ctx, &qc.metadata, qc.status.as_ref(), &st).await? {
         ctx.event(&qc.object_ref(&()), EventType::Warning, reason, message).await;
@@ -155,7 +174,10 @@ async fn reconcile_inner(cached: &Stored, ctx: &Context) -> Result<Action, Error
     // Act on the object as it is now, not as the cache last saw it: after an API-server
     // outage the cache can be behind, and a new leader must not apply an old spec.
     let api: Api<Stored> = Api::namespaced(ctx.client.clone(), cached.meta().namespace.as_deref().unwrap_or_default());
-    let forget = || ctx.metrics.forget_cluster(cached.meta().namespace.as_deref().unwrap_or_default(), &cached.name_any());
+    let forget = || {
+        ctx.metrics.forget_cluster(cached.meta().namespace.as_deref().unwrap_or_default(), &cached.name_any());
+        ctx.set_access(key(cached.meta()), None);
+    };
     let Some(stored) = api.get_opt(&cached.name_any()).await? else {
         forget();
         return Ok(Action::await_change());
@@ -188,7 +210,6 @@ async fn reconcile_inner(cached: &Stored, ctx: &Context) -> Result<Action, Error
         return Ok(Action::requeue(RECHECK));
     }
     let (keys, generated) = apply::resolve_keys(&ctx.client, &ctx.guard, qc).await?;
-    let api_key = keys.api.clone();
     let children = build::build(qc, &keys, generated);
     let sts = match apply::apply_children(&ctx.client, &ctx.guard, qc, children).await {
         Ok(sts) => sts,
@@ -199,20 +220,11 @@ async fn reconcile_inner(cached: &Stored, ctx: &Context) -> Result<Action, Error
             return Err(e);
         }
     };
-    let qdrant = health::check(ctx, qc, api_key.as_deref()).await?;
-    let (ns, name) = (qc.namespace().unwrap_or_default(), qc.name_any());
-    ctx.metrics.cluster_health(&ns, &name, qdrant.is_healthy(), qdrant.peer_count, qdrant.replicas_not_active);
+    let access = health::access(ctx, qc, keys.api).await?;
     let old = qc.status.clone().unwrap_or_default();
-    let t = now();
-    let st = status::with_health(status::from_stateful_set(qc, &sts, &t), &qdrant, &old.conditions, &t);
-    write_status(ctx, &qc.metadata, qc.status.as_ref(), &st).await?;
+    health::refresh(ctx, qc, &sts, &access).await?;
+    ctx.set_access(key(&qc.metadata), Some(access));
     let obj = qc.object_ref(&());
-    let was_healthy = old.conditions.iter().find(|c| c.type_ == "Healthy").map(|c| c.status == "True");
-    match (was_healthy, qdrant.is_healthy()) {
-        (Some(true) | None, false) if st.qdrant_status != Some(crate::crd::Phase::Pending) => ctx.event(&obj, EventType::Warning, qdrant.reason(), qdrant.message()).await,
-        (Some(false), true) => ctx.event(&obj, EventType::Normal, "Healthy", qdrant.message()).await,
-        _ => {}
-    }
     if old.observed_generation.is_none() {
         ctx.event(&obj, EventType::Normal, "Created", format!("Created the children of {} with {} replicas", qc.name_any(), qc.spec.replicas)).await;
     } else if old.observed_generation != qc.metadata.generation {
@@ -221,8 +233,8 @@ async fn reconcile_inner(cached: &Stored, ctx: &Context) -> Result<Action, Error
             _ => ctx.event(&obj, EventType::Normal, "Updated", format!("Applied generation {}", qc.metadata.generation.unwrap_or(0))).await,
         }
     }
-    // Qdrant's state changes without any Kubernetes event: look again.
-    Ok(Action::requeue(ctx.health_interval))
+    // Qdrant's state changes without any Kubernetes event: `health::refresh_loop` looks again.
+    Ok(Action::await_change())
 }
 
 /// Runs on every replica. A follower returns at once without writing; the leader runs the
@@ -292,6 +304,8 @@ pub async fn run(
         .owns(api::<Secret>(&client, &namespace), children.clone())
         .owns(api::<PodDisruptionBudget>(&client, &namespace), children);
     let store = controller.store();
+    tokio::spawn(ctx.pods.clone().run(api::<Pod>(&client, &namespace)));
+    tokio::spawn(health::refresh_loop(ctx.clone(), store.clone()));
     let metrics = ctx.metrics.clone();
     tokio::spawn(async move {
         // The store's readiness signal wakes only one waiter (the controller's own), so we

@@ -1,0 +1,134 @@
+//! A slim index of Qdrant Pods, kept by one watch: for each cluster, its Pods' names and
+//! whether Kubernetes counts them Ready. Health checks read it instead of listing Pods, so
+//! an idle operator sends no LIST, and only these two facts per Pod stay in memory (a Pod
+//! object is a few kilobytes).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, RwLock};
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Pod;
+use kube::runtime::{watcher, WatchStreamExt};
+use kube::{Api, ResourceExt};
+
+use super::build::MANAGED_BY_SELECTOR;
+use crate::kube_client::watch_backoff;
+
+/// The Qdrant Pods of every cluster: the label the StatefulSet's template gives them.
+const QDRANT_PODS: &str = "component=qdrant";
+
+/// `(namespace, cluster)` → Pod name → Ready.
+type Pods = HashMap<(String, String), BTreeMap<String, bool>>;
+
+#[derive(Clone, Default)]
+pub struct PodIndex {
+    inner: Arc<RwLock<Option<Pods>>>,
+}
+
+impl PodIndex {
+    /// The Pods of one cluster, as `(name, ready)` by name; `None` until the first listing is
+    /// complete, so that a cluster is never judged on a half-filled index.
+    pub fn pods(&self, namespace: &str, cluster: &str) -> Option<Vec<(String, bool)>> {
+        let inner = self.inner.read().unwrap_or_else(|p| p.into_inner());
+        let pods = inner.as_ref()?;
+        Some(pods.get(&(namespace.to_owned(), cluster.to_owned())).map(|m| m.iter().map(|(n, r)| (n.clone(), *r)).collect()).unwrap_or_default())
+    }
+
+    /// Keeps the index until the watch ends (never, short of the process).
+    pub async fn run(self, api: Api<Pod>) {
+        let selector = format!("{MANAGED_BY_SELECTOR},{QDRANT_PODS}");
+        let mut events = watcher(api, watcher::Config::default().labels(&selector)).backoff(watch_backoff()).boxed();
+        let mut building: Option<Pods> = None;
+        while let Some(event) = events.next().await {
+            match event {
+                Ok(event) => self.handle(event, &mut building),
+                Err(e) => tracing::debug!(error = %e, "Qdrant Pod watch"),
+            }
+        }
+    }
+
+    /// One watch event. A relisting (`Init` … `InitDone`) is built aside and swapped in whole.
+    fn handle(&self, event: watcher::Event<Pod>, building: &mut Option<Pods>) {
+        match event {
+            watcher::Event::Init => *building = Some(Pods::new()),
+            watcher::Event::InitApply(pod) => {
+                if let (Some(b), Some((key, name, ready))) = (building.as_mut(), entry(&pod)) {
+                    b.entry(key).or_default().insert(name, ready);
+                }
+            }
+            watcher::Event::InitDone => *self.write() = Some(building.take().unwrap_or_default()),
+            watcher::Event::Apply(pod) => {
+                if let (Some(pods), Some((key, name, ready))) = (self.write().as_mut(), entry(&pod)) {
+                    pods.entry(key).or_default().insert(name, ready);
+                }
+            }
+            watcher::Event::Delete(pod) => {
+                if let (Some(pods), Some((key, name, _))) = (self.write().as_mut(), entry(&pod)) {
+                    if let Some(m) = pods.get_mut(&key) {
+                        m.remove(&name);
+                        if m.is_empty() {
+                            pods.remove(&key);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Option<Pods>> {
+        self.inner.write().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Where a Pod goes in the index: its cluster (the `clustername` label), name and readiness.
+fn entry(pod: &Pod) -> Option<((String, String), String, bool)> {
+    let cluster = pod.labels().get("clustername")?.clone();
+    Some(((pod.namespace().unwrap_or_default(), cluster), pod.name_any(), is_ready(pod)))
+}
+
+/// Whether Kubernetes counts the Pod Ready (its `Ready` condition is True).
+pub fn is_ready(pod: &Pod) -> bool {
+    pod.status.as_ref().and_then(|s| s.conditions.as_ref()).is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::{PodCondition, PodStatus};
+    use kube::api::ObjectMeta;
+
+    fn pod(cluster: &str, name: &str, ready: bool) -> Pod {
+        Pod {
+            metadata: ObjectMeta { name: Some(name.into()), namespace: Some("ns".into()), labels: Some([("clustername".to_string(), cluster.to_string())].into()), ..Default::default() },
+            status: Some(PodStatus { conditions: Some(vec![PodCondition { type_: "Ready".into(), status: if ready { "True" } else { "False" }.into(), ..Default::default() }]), ..Default::default() }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn unknown_until_listed_then_follows_the_watch() {
+        let index = PodIndex::default();
+        let mut b = None;
+        assert_eq!(index.pods("ns", "a"), None);
+        index.handle(watcher::Event::Init, &mut b);
+        index.handle(watcher::Event::InitApply(pod("a", "a-0", true)), &mut b);
+        // Half-listed: still unknown.
+        assert_eq!(index.pods("ns", "a"), None);
+        index.handle(watcher::Event::InitApply(pod("a", "a-1", false)), &mut b);
+        index.handle(watcher::Event::InitDone, &mut b);
+        assert_eq!(index.pods("ns", "a"), Some(vec![("a-0".into(), true), ("a-1".into(), false)]));
+        assert_eq!(index.pods("ns", "b"), Some(vec![]));
+        assert_eq!(index.pods("other", "a"), Some(vec![]));
+
+        index.handle(watcher::Event::Apply(pod("a", "a-1", true)), &mut b);
+        index.handle(watcher::Event::Delete(pod("a", "a-0", true)), &mut b);
+        assert_eq!(index.pods("ns", "a"), Some(vec![("a-1".into(), true)]));
+
+        // A relisting replaces everything: a Pod deleted while the watch was down is gone.
+        index.handle(watcher::Event::Init, &mut b);
+        index.handle(watcher::Event::InitApply(pod("b", "b-0", true)), &mut b);
+        index.handle(watcher::Event::InitDone, &mut b);
+        assert_eq!(index.pods("ns", "a"), Some(vec![]));
+        assert_eq!(index.pods("ns", "b"), Some(vec![("b-0".into(), true)]));
+    }
+}
