@@ -35,8 +35,10 @@ expect() {
     [ "$got" = "$want" ] || fail "$method $path on $qc-$i with key '${key:-none}': $got, expected $want"
   done
 }
-expect 200 PUT /collections/k rw-key-one '{"vectors": {"size": 4, "distance": "Dot"}, "shard_number": 3}'
-wait_until 30 "collection k on every Pod" bash -c "$(declare -f qdrant_http qdrant_status_code qdrant_url); TEST_NS=$TEST_NS; for i in 0 1 2; do [ \"\$(qdrant_status_code GET \"\$(qdrant_url $qc-\$i $qc)/collections/k\" rw-key-one)\" = 200 ] || exit 1; done"
+[ "$(qdrant_status_code PUT "$(qdrant_url "$qc-0" "$qc")/collections/k" rw-key-one '{"vectors": {"size": 4, "distance": "Dot"}, "shard_number": 3}')" = 200 ] \
+  || fail "the read-write key could not create a collection"
+everywhere() { local i; for i in 0 1 2; do [ "$(qdrant_status_code GET "$(qdrant_url "$qc-$i" "$qc")/collections/k" rw-key-one)" = 200 ] || return 1; done; }
+wait_until 30 "collection k on every Pod" everywhere
 for path in /cluster /collections /collections/k/cluster /readyz; do
   [ "$path" = /readyz ] || expect 401 GET "$path" ""
   expect 200 GET "$path" ro-key-one

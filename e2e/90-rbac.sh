@@ -28,6 +28,13 @@ for ns in "$OPERATOR_NS" "$TEST_NS"; do
 import re, sys, yaml
 rbac, ns, op_ns, granted = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
 docs = [d for d in yaml.safe_load_all(open(rbac)) if d]
+# kubectl merges rules on the same resource (e.g. pods from the ClusterRole and the Role), so
+# both sides are compared as (resource, names) -> the union of verbs.
+def merged(rules):
+    out = {}
+    for res, names, verbs in rules:
+        out.setdefault((res, names), set()).update(verbs)
+    return {(res, names, tuple(sorted(v))) for (res, names), v in out.items()}
 want = set()
 for d in docs:
     if d["kind"] == "ClusterRole" or (d["kind"] == "Role" and ns == op_ns):
@@ -47,6 +54,7 @@ for line in open(granted).read().splitlines()[1:]:
     if res in everyone:
         continue
     got.add((res, tuple(sorted(names)), tuple(sorted(verbs))))
+want, got = merged(want), merged(got)
 if got != want:
     print("  granted but not documented:", sorted(got - want))
     print("  documented but not granted:", sorted(want - got))

@@ -26,6 +26,7 @@ import re
 import secrets
 import shutil
 import signal
+import ssl
 import sys
 import threading
 import time
@@ -548,13 +549,20 @@ def condition_matches(c, key, payload):
 # Peer-to-peer client. Our own HTTP+JSON protocol on the p2p port (real Qdrant speaks gRPC there).
 
 
+# TLS client context for https:// peers (cluster.p2p.enable_tls), trusting tls.ca_cert as
+# Qdrant does; set by main().
+P2P_CLIENT_TLS = None
+
+
 def p2p_call(uri, method, path, body=None, api_key=None, timeout=5.0):
     """Calls another peer's internal API. Returns the decoded JSON answer, raises ApiError for
     an error answer and PeerUnreachable when the peer cannot be reached."""
     u = urllib.parse.urlsplit(uri)
-    conn_cls = http.client.HTTPSConnection if u.scheme == "https" else http.client.HTTPConnection
     try:
-        conn = conn_cls(u.hostname, u.port or 6335, timeout=timeout)
+        if u.scheme == "https":
+            conn = http.client.HTTPSConnection(u.hostname, u.port or 6335, timeout=timeout, context=P2P_CLIENT_TLS)
+        else:
+            conn = http.client.HTTPConnection(u.hostname, u.port or 6335, timeout=timeout)
         data = None if body is None else json.dumps(body).encode()
         headers = {"content-type": "application/json"}
         if api_key:
@@ -1857,9 +1865,30 @@ class Server(http.server.ThreadingHTTPServer):
     request_queue_size = 64
 
 
-def serve(handler_cls, node, host, port):
+def serve(handler_cls, node, host, port, tls=None):
+    """A server on host:port; with `tls` (a server SSLContext) every connection is TLS. The
+    handshake runs in the connection's own thread, so a slow client cannot stall accepting."""
     cls = type(handler_cls.__name__, (handler_cls,), {"node": node})
-    return Server((host, port), cls)
+    server = Server((host, port), cls)
+    if tls is not None:
+        server.socket = tls.wrap_socket(server.socket, server_side=True, do_handshake_on_connect=False)
+    return server
+
+
+def tls_contexts(cfg):
+    """(REST server, p2p server, p2p client) SSL contexts from `service.enable_tls`,
+    `cluster.p2p.enable_tls` and `tls.cert`/`tls.key`/`tls.ca_cert`, as Qdrant reads them; None
+    where TLS is off. Peers are verified against the CA, hostname included."""
+    rest_on = setting_bool(cfg, "service.enable_tls", False)
+    p2p_on = setting_bool(cfg, "cluster.p2p.enable_tls", False)
+    if not (rest_on or p2p_on):
+        return None, None, None
+    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server.load_cert_chain(str(setting(cfg, "tls.cert", "./tls/cert.pem")), str(setting(cfg, "tls.key", "./tls/key.pem")))
+    client = None
+    if p2p_on:
+        client = ssl.create_default_context(cafile=str(setting(cfg, "tls.ca_cert", "./tls/cacert.pem")))
+    return (server if rest_on else None), (server if p2p_on else None), client
 
 
 def main(argv=None):
@@ -1875,9 +1904,15 @@ def main(argv=None):
     except (OSError, ValueError, KeyError) as e:
         log(f"cannot start: {e}")
         return 1
+    global P2P_CLIENT_TLS
     try:
-        rest = serve(RestHandler, node, node.host, node.http_port)
-        p2p = serve(P2PHandler, node, node.host, node.p2p_port) if node.cluster_enabled else None
+        rest_tls, p2p_tls, P2P_CLIENT_TLS = tls_contexts(cfg)
+    except (OSError, ssl.SSLError) as e:
+        log(f"cannot load TLS certificates: {e}")
+        return 1
+    try:
+        rest = serve(RestHandler, node, node.host, node.http_port, rest_tls)
+        p2p = serve(P2PHandler, node, node.host, node.p2p_port, p2p_tls) if node.cluster_enabled else None
     except OSError as e:
         log(f"cannot listen: {e}")
         return 1

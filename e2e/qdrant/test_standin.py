@@ -13,6 +13,7 @@ import importlib.util
 import json
 import os
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -149,6 +150,70 @@ class SinglePeerTest(unittest.TestCase):
         self.assertEqual(self.request("GET", "/cluster")[0], 500)
         self.assertEqual(self.request("POST", "/__standin/heal")[0], 200)
         self.assertEqual(self.request("GET", "/cluster")[0], 200)
+
+
+class TlsTest(unittest.TestCase):
+    """REST and p2p over TLS, as Qdrant's service.enable_tls and cluster.p2p.enable_tls: a
+    second peer joins the first through https, verifying it against the CA."""
+
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory()
+        self.procs = []
+        d = self.tmp.name
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=standin-test",
+                        "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost", "-keyout", f"{d}/key.pem", "-out", f"{d}/cert.pem"],
+                       check=True, capture_output=True)
+        self.ca = f"{d}/cert.pem"
+
+    def tearDown(self):
+        for p in self.procs:
+            p.kill()
+            p.wait()
+        self.tmp.cleanup()
+
+    def start(self, name, bootstrap=None):
+        http_port, p2p_port = free_port(), free_port()
+        root = os.path.join(self.tmp.name, name)
+        os.makedirs(root)
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("QDRANT__", "QDRANT_STANDIN_"))}
+        env.update({"QDRANT__SERVICE__HOST": "127.0.0.1", "QDRANT__SERVICE__HTTP_PORT": str(http_port),
+                    "QDRANT__CLUSTER__ENABLED": "true", "QDRANT__CLUSTER__P2P__PORT": str(p2p_port),
+                    "QDRANT__SERVICE__ENABLE_TLS": "true", "QDRANT__CLUSTER__P2P__ENABLE_TLS": "true",
+                    "QDRANT__TLS__CERT": f"{self.tmp.name}/cert.pem", "QDRANT__TLS__KEY": f"{self.tmp.name}/key.pem",
+                    "QDRANT__TLS__CA_CERT": self.ca, "QDRANT__STORAGE__STORAGE_PATH": root + "/storage"})
+        argv = [sys.executable, str(HERE / "standin.py"), "--uri", f"https://127.0.0.1:{p2p_port}"]
+        if bootstrap:
+            argv += ["--bootstrap", bootstrap]
+        self.procs.append(subprocess.Popen(argv, env=env, cwd=root, stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL))
+        return http_port, f"https://127.0.0.1:{p2p_port}"
+
+    def get(self, port, path, context):
+        conn = http.client.HTTPSConnection("127.0.0.1", port, timeout=10, context=context)
+        conn.request("GET", path)
+        r = conn.getresponse()
+        body = json.loads(r.read())
+        conn.close()
+        return r.status, body
+
+    def test_rest_and_p2p_over_tls(self):
+        verify = ssl.create_default_context(cafile=self.ca)
+        first, first_uri = self.start("a")
+        second, _ = self.start("b", bootstrap=first_uri)
+        deadline = time.monotonic() + 20
+        peers = 0
+        while time.monotonic() < deadline and peers != 2:
+            try:
+                peers = len(self.get(second, "/cluster", verify)[1]["result"].get("peers", {}))
+            except (OSError, ValueError, KeyError):
+                pass
+            time.sleep(0.1)
+        self.assertEqual(peers, 2, "the second peer did not join through https")
+        # Plain HTTP on a TLS port gets no answer.
+        conn = http.client.HTTPConnection("127.0.0.1", first, timeout=5)
+        with self.assertRaises((OSError, http.client.HTTPException)):
+            conn.request("GET", "/cluster")
+            conn.getresponse().read()
+        conn.close()
 
 
 class ValidatorNegativeControls(unittest.TestCase):
