@@ -27,7 +27,7 @@ key=$(secret_key "$qc-apikey" api-key)
 for i in 0 1 2; do
   pod=$qc-$i
   reported=$(qdrant_http GET "$(qdrant_url "$pod" "$qc")/cluster" "$key" | sed -n 2p | python3 -c 'import json,sys; print(json.load(sys.stdin)["result"]["peer_id"])')
-  stored=$(qc_field "$qc" "{.status.qdrant.peers[?(@.pod==\"$pod\")].peerId}")
+  stored=$(qc_field "$qc" ".status.qdrant.peers[?(@.pod==\"$pod\")].peerId")
   [ -n "$reported" ] && [ "$reported" = "$stored" ] || fail "$pod: status says peer '$stored', Qdrant says '$reported'"
 done
 row=$(kc get qc "$qc" -n "$TEST_NS" --no-headers)
@@ -44,7 +44,7 @@ kill -STOP "$stopped"
 info "froze $victim (pid $stopped)"
 wait_until 90 "$qc to be Degraded, naming $victim" unhealthy_with "$qc" PeerUnreachable "$victim"
 qdrant_health_is "$qc" Degraded || fail "status.qdrant.health is not Degraded"
-[ "$(qc_field "$qc" '{.status.conditions[?(@.type=="Degraded")].status}')" = "True" ] || fail "the Degraded condition is not True"
+[ "$(qc_field "$qc" '.status.conditions[?(@.type=="Degraded")].status')" = "True" ] || fail "the Degraded condition is not True"
 info "Degraded: $(healthy_condition "$qc" message)"
 
 kill -CONT "$stopped"

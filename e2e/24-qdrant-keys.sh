@@ -23,8 +23,11 @@ cleanup() {
 }
 trap cleanup EXIT
 wait_for_operator_ready 120
+# Persistent volumes: the Pods restart when the keys change, and must come back as the same
+# peers (on an emptyDir a restarted Pod is a new peer, and the old one stays in consensus).
 apply_qc "$qc" 3 "  apikey: 'rw-key-one'
-  readApikey: 'ro-key-one'"
+  readApikey: 'ro-key-one'
+  persistence: {size: 1Gi}"
 wait_until 120 "$qc to be Healthy" qc_status_is "$qc" Healthy
 
 # expect CODE METHOD PATH KEY [BODY]: on every Pod.
@@ -44,7 +47,7 @@ for path in /cluster /collections /collections/k/cluster /readyz; do
   expect 200 GET "$path" ro-key-one
 done
 expect 401 GET /cluster wrong-key
-peer=$(qc_field "$qc" '{.status.qdrant.peers[0].peerId}')
+peer=$(qc_field "$qc" '.status.qdrant.peers[0].peerId')
 expect 403 POST /collections/k/cluster ro-key-one "{\"move_shard\": {\"shard_id\": 0, \"from_peer_id\": $peer, \"to_peer_id\": $peer}}"
 expect 403 POST /collections/k/cluster ro-key-one "{\"drop_replica\": {\"shard_id\": 0, \"peer_id\": $peer}}"
 expect 403 DELETE "/cluster/peer/$peer" ro-key-one

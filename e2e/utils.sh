@@ -194,12 +194,22 @@ owned_by_qc() {
 
 resource_version() { kc get "$1" "$2" -n "${3:-$TEST_NS}" -o jsonpath='{.metadata.resourceVersion}' 2>/dev/null; }
 
-# delete_qcs NAME...: deletes QdrantClusters and waits until their StatefulSets are gone too.
+nothing_left_of() {
+  [ -z "$(kc get pods,controllerrevisions -n "$TEST_NS" -l "clustername=$1,component=qdrant" -o name 2>/dev/null)" ]
+}
+
+# delete_qcs NAME...: deletes QdrantClusters, waits until their StatefulSets are gone too, then
+# deletes their PersistentVolumeClaims, which a StatefulSet leaves behind on purpose: the next
+# suite must not find an old cluster's data under the same name.
 delete_qcs() {
   local n
   kc delete qc "$@" -n "$TEST_NS" --ignore-not-found --wait=true >/dev/null 2>&1 || true
   for n in "$@"; do
     wait_until 60 "StatefulSet $n garbage-collected" absent sts "$n" -n "$TEST_NS"
+    # A StatefulSet of the same name created while its predecessor's ControllerRevisions are
+    # still there adopts them, and starts its Pods from the old template.
+    wait_until 60 "the Pods and revisions of $n gone" nothing_left_of "$n"
+    kc delete pvc -n "$TEST_NS" -l "clustername=$n,component=qdrant" --ignore-not-found --wait=false >/dev/null 2>&1 || true
   done
 }
 
@@ -310,7 +320,7 @@ qdrant_http() {
   out=$(curl "${args[@]}" 2>/dev/null) || true
   printf '%s\n%s\n' "${out##*$'\n'}" "${out%$'\n'*}"
 }
-qdrant_status_code() { qdrant_http "$@" | head -1; }
+qdrant_status_code() { qdrant_http "$@" | sed -n 1p; }
 
 # secret_key SECRET FIELD: a Secret's value, decoded.
 secret_key() { kc get secret "$1" -n "$TEST_NS" -o jsonpath="{.data.$2}" | base64 -d; }
@@ -326,7 +336,7 @@ qdrant_health_is() {
 }
 
 # healthy_condition NAME FIELD: a field (status, reason, message) of the Healthy condition.
-healthy_condition() { qc_field "$1" "{.status.conditions[?(@.type==\"Healthy\")].$2}"; }
+healthy_condition() { qc_field "$1" ".status.conditions[?(@.type==\"Healthy\")].$2"; }
 
 # unhealthy_with NAME REASON TEXT: the Healthy condition is False with REASON, and its message
 # contains TEXT.

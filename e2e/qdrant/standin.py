@@ -1789,10 +1789,10 @@ def upload_snapshot(h, node, p, q, body):
 
 class P2PHandler(BaseHandler):
     def answer(self, path, query, body, t0):
+        # No API key here: Qdrant's internal p2p API is not protected by it (its docs say to
+        # keep the port internal), which is also what lets Pods with a new key join Pods that
+        # still run the old one during a key rotation.
         node = self.node
-        if node.api_key and self.headers.get("api-key") != node.api_key:
-            # Like Qdrant's internal API: only the read-write key opens it.
-            return 401, "application/json", json.dumps({"error": "Internal API requires the read-write API key"}).encode()
         try:
             req = loads_json(body) if body.strip() else {}
             fn = P2P_ROUTES.get((self.command, path))
