@@ -31,14 +31,14 @@ use tokio::time::Instant;
 use crate::crd::{QdrantCluster, QdrantClusterStatus};
 use crate::kube_client::watch_backoff;
 use crate::leader::term::Terms;
-use crate::operations::{Access, Qdrant};
-use pods::PodIndex;
 use crate::leader::LeadershipGuard;
+use crate::operations::{Access, Qdrant};
 use crate::telemetry::metrics::Metrics;
 use crate::Error;
 use apply::FIELD_MANAGER;
 use build::MANAGED_BY_SELECTOR;
 use decode::{Stored, Undecodable};
+use pods::PodIndex;
 
 /// A cluster blocked on something only the user can fix (a name conflict, a missing Secret)
 /// is looked at again this often: the objects involved are not ours, so no watch tells us
@@ -92,12 +92,15 @@ impl Context {
         self.access.lock().unwrap_or_else(|p| p.into_inner()).get(key).cloned()
     }
 
-    fn set_access(&self, key: String, access: Option<Access>) {
-        let mut map = self.access.lock().unwrap_or_else(|p| p.into_inner());
-        match access {
-            Some(a) => map.insert(key, a),
-            None => map.remove(&key),
-        };
+    fn set_access(&self, meta: &ObjectMeta, access: Access) {
+        self.access.lock().unwrap_or_else(|p| p.into_inner()).insert(key(meta), access);
+    }
+
+    /// Stops looking at a cluster's Qdrant (deleted, blocked, undecodable) and drops its
+    /// gauges, so that nothing reports on what the operator no longer watches.
+    fn forget(&self, meta: &ObjectMeta) {
+        self.access.lock().unwrap_or_else(|p| p.into_inner()).remove(&key(meta));
+        self.metrics.forget_cluster(meta.namespace.as_deref().unwrap_or_default(), meta.name.as_deref().unwrap_or_default());
     }
 
     fn failures(&self) -> std::sync::MutexGuard<'_, HashMap<String, u32>> {
@@ -140,8 +143,7 @@ async fn write_status(ctx: &Context, meta: &ObjectMeta, old: Option<&QdrantClust
 
 /// Reports a cluster that waits for the user: status, and an Event when the status changed.
 async fn block(ctx: &Context, qc: &QdrantCluster, reason: &str, message: String) -> Result<(), Error> {
-    ctx.metrics.forget_cluster(&qc.namespace().unwrap_or_default(), &qc.name_any());
-    ctx.set_access(key(&qc.metadata), None);
+    ctx.forget(&qc.metadata);
     let st = status::blocked_on(qc, reason, &message, &now());
     if write_status(ctx, &qc.metadata, qc.status.as_ref(), &st).await? {
         ctx.event(&qc.object_ref(&()), EventType::Warning, reason, message).await;
@@ -174,24 +176,20 @@ async fn reconcile_inner(cached: &Stored, ctx: &Context) -> Result<Action, Error
     // Act on the object as it is now, not as the cache last saw it: after an API-server
     // outage the cache can be behind, and a new leader must not apply an old spec.
     let api: Api<Stored> = Api::namespaced(ctx.client.clone(), cached.meta().namespace.as_deref().unwrap_or_default());
-    let forget = || {
-        ctx.metrics.forget_cluster(cached.meta().namespace.as_deref().unwrap_or_default(), &cached.name_any());
-        ctx.set_access(key(cached.meta()), None);
-    };
     let Some(stored) = api.get_opt(&cached.name_any()).await? else {
-        forget();
+        ctx.forget(cached.meta());
         return Ok(Action::await_change());
     };
     let qc = match &stored.0 {
         Ok(qc) => qc,
         Err(u) => {
-            forget();
+            ctx.forget(cached.meta());
             return report_undecodable(ctx, &stored, u).await;
         }
     };
     if qc.metadata.deletion_timestamp.is_some() {
         // Children carry owner references; the garbage collector removes them.
-        forget();
+        ctx.forget(&qc.metadata);
         return Ok(Action::await_change());
     }
     if let Err(problems) = validate::validate(qc) {
@@ -223,7 +221,7 @@ async fn reconcile_inner(cached: &Stored, ctx: &Context) -> Result<Action, Error
     let access = health::access(ctx, qc, keys.api).await?;
     let old = qc.status.clone().unwrap_or_default();
     health::refresh(ctx, qc, &sts, &access).await?;
-    ctx.set_access(key(&qc.metadata), Some(access));
+    ctx.set_access(&qc.metadata, access);
     let obj = qc.object_ref(&());
     if old.observed_generation.is_none() {
         ctx.event(&obj, EventType::Normal, "Created", format!("Created the children of {} with {} replicas", qc.name_any(), qc.spec.replicas)).await;
