@@ -499,7 +499,8 @@ impl fmt::Display for BlockedReason {
 pub enum ScaleDownStep {
     /// Move, copy or drop one replica of the peer being drained.
     Shard(Step),
-    /// A transfer involving the peer being drained, or a shard it holds, is under way.
+    /// A transfer is under way that involves the peer being drained, a shard it holds, or the
+    /// source or target of the next step.
     WaitTransfers(Waiting),
     /// The peer holds no replica and takes part in no transfer: remove it from consensus
     /// (`DELETE /cluster/peer/{peer}`, without force).
@@ -539,6 +540,7 @@ impl fmt::Display for ScaleDownStep {
 /// The next step of a rebalance.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RebalanceStep {
+    /// Copy or move one replica.
     Shard(Step),
     /// The best step involves a peer already in a transfer, or nothing is left to do but
     /// transfers are under way that will change the placement.
@@ -555,8 +557,8 @@ enum Next {
 }
 
 /// `step` if neither of its peers takes part in a transfer, else the first such transfer to
-/// wait for: Qdrant lets a peer send or receive only so many at once (one by default) and
-/// refuses the rest.
+/// wait for: Qdrant limits how many transfers a peer sends and receives at once (one each by
+/// default), and a peer busy copying is slow enough already.
 fn unless_busy(view: &ClusterView, step: Step) -> Result<Step, Waiting> {
     let (from, to) = match &step {
         Step::Transfer { from, to, .. } | Step::Replicate { from, to, .. } => (*from, *to),
@@ -620,8 +622,9 @@ pub fn peer_holds_data(view: &ClusterView, peer: u64) -> bool {
 /// finish should be reported at once, not after hours of transfers. Once the peer holds nothing
 /// and takes part in no transfer, it is removed; then the next peer is drained.
 ///
-/// A shard that already lacked replicas gets them back before the drained peer lets go of its
-/// own: the drained replica is not given up until the remaining peers meet the factor.
+/// A replica that is not Active is not dropped either until the remaining peers meet the
+/// factor: a shard that lacked Active replicas gets them, copied from one it has, before the
+/// drained peer lets go of its own.
 pub fn scale_down_step(
     view: &ClusterView,
     peers_to_remove: &[u64],
@@ -737,78 +740,12 @@ fn drain_replica(
 /// then overall) and each replication adds an Active replica, so the steps come to an end. With
 /// every replica Active, the end is a placement where the counts of any two peers differ by at
 /// most one, per collection and overall. Replicas on peers outside `peers` are left where they
-/// are and not counted. Nothing is ever dropped.
+/// are and not counted, though they may be copied from. Nothing is ever dropped.
 pub fn rebalance_step(view: &ClusterView, peers: &[u64]) -> RebalanceStep {
     let peers = view.members(peers);
     let collections = view.sorted_collections();
     let loads = view.loads();
-    let idle = |c: &CollectionView, shard_id: u32| c.transfer_of(shard_id).is_none();
-    let next = || -> Option<Step> {
-        // 1. The replication factor.
-        for c in &collections {
-            let wanted = c.factor().min(peers.len());
-            for &shard_id in c.shards.keys() {
-                if !idle(c, shard_id) || c.active_on(shard_id, &peers) >= wanted {
-                    continue;
-                }
-                let source = view.source(c, shard_id, &peers, None);
-                let target = view.target(c, shard_id, &peers, &loads);
-                if let (Some(from), Some(to)) = (source, target) {
-                    return Some(Step::replicate(c, shard_id, from, to));
-                }
-            }
-        }
-
-        // 2. Each collection, from its most loaded peers first.
-        for c in &collections {
-            let mut sources = peers.clone();
-            sources.sort_by_key(|&p| (Reverse(c.load(p)), Reverse(loads.of(p)), view.rank(p)));
-            let least = peers.iter().map(|&p| c.load(p)).min().unwrap_or(0);
-            for from in sources {
-                if c.load(from) < least + 2 {
-                    // Neither this peer nor any after it has two more than another.
-                    break;
-                }
-                for &shard_id in c.shards.keys() {
-                    if !idle(c, shard_id) || !c.is_active(shard_id, from) {
-                        continue;
-                    }
-                    let Some(to) = view.target(c, shard_id, &peers, &loads) else {
-                        continue;
-                    };
-                    if c.load(from) >= c.load(to) + 2 {
-                        return Some(Step::move_shard(c, shard_id, from, to));
-                    }
-                }
-            }
-        }
-
-        // 3. The total, from the most loaded peer to the least loaded.
-        let mut sources = peers.clone();
-        sources.sort_by_key(|&p| (Reverse(loads.of(p)), view.rank(p)));
-        let mut targets = peers.clone();
-        targets.sort_by_key(|&p| (loads.of(p), view.rank(p)));
-        for &from in &sources {
-            for &to in &targets {
-                if loads.of(from) < loads.of(to) + 2 {
-                    break;
-                }
-                for c in collections.iter().filter(|c| c.load(from) > c.load(to)) {
-                    let movable = c
-                        .shards
-                        .keys()
-                        .copied()
-                        .find(|&s| idle(c, s) && c.is_active(s, from) && !c.holds(s, to));
-                    if let Some(shard_id) = movable {
-                        return Some(Step::move_shard(c, shard_id, from, to));
-                    }
-                }
-            }
-        }
-        None
-    };
-
-    match next().map(|step| unless_busy(view, step)) {
+    match best_move(view, &peers, &collections, &loads).map(|step| unless_busy(view, step)) {
         Some(Ok(step)) => RebalanceStep::Shard(step),
         Some(Err(waiting)) => RebalanceStep::WaitTransfers(waiting),
         None => match peers.iter().find_map(|&p| view.transfer_of_peer(p)) {
@@ -816,4 +753,77 @@ pub fn rebalance_step(view: &ClusterView, peers: &[u64]) -> RebalanceStep {
             None => RebalanceStep::Done,
         },
     }
+}
+
+/// The first step of [`rebalance_step`]'s order, ignoring whether its peers are busy.
+fn best_move(
+    view: &ClusterView,
+    peers: &[u64],
+    collections: &[&CollectionView],
+    loads: &Loads,
+) -> Option<Step> {
+    let idle = |c: &CollectionView, shard_id: u32| c.transfer_of(shard_id).is_none();
+
+    // 1. The replication factor.
+    for c in collections {
+        let wanted = c.factor().min(peers.len());
+        for &shard_id in c.shards.keys() {
+            if !idle(c, shard_id) || c.active_on(shard_id, peers) >= wanted {
+                continue;
+            }
+            let source = view.source(c, shard_id, peers, None);
+            let target = view.target(c, shard_id, peers, loads);
+            if let (Some(from), Some(to)) = (source, target) {
+                return Some(Step::replicate(c, shard_id, from, to));
+            }
+        }
+    }
+
+    // 2. Each collection, from its most loaded peers first.
+    for c in collections {
+        let mut sources = peers.to_vec();
+        sources.sort_by_key(|&p| (Reverse(c.load(p)), Reverse(loads.of(p)), view.rank(p)));
+        let least = peers.iter().map(|&p| c.load(p)).min().unwrap_or(0);
+        for from in sources {
+            if c.load(from) < least + 2 {
+                // Neither this peer nor any after it has two more than another.
+                break;
+            }
+            for &shard_id in c.shards.keys() {
+                if !idle(c, shard_id) || !c.is_active(shard_id, from) {
+                    continue;
+                }
+                let Some(to) = view.target(c, shard_id, peers, loads) else {
+                    continue;
+                };
+                if c.load(from) >= c.load(to) + 2 {
+                    return Some(Step::move_shard(c, shard_id, from, to));
+                }
+            }
+        }
+    }
+
+    // 3. The total, from the most loaded peer to the least loaded.
+    let mut sources = peers.to_vec();
+    sources.sort_by_key(|&p| (Reverse(loads.of(p)), view.rank(p)));
+    let mut targets = peers.to_vec();
+    targets.sort_by_key(|&p| (loads.of(p), view.rank(p)));
+    for &from in &sources {
+        for &to in &targets {
+            if loads.of(from) < loads.of(to) + 2 {
+                break;
+            }
+            for c in collections.iter().filter(|c| c.load(from) > c.load(to)) {
+                let movable = c
+                    .shards
+                    .keys()
+                    .copied()
+                    .find(|&s| idle(c, s) && c.is_active(s, from) && !c.holds(s, to));
+                if let Some(shard_id) = movable {
+                    return Some(Step::move_shard(c, shard_id, from, to));
+                }
+            }
+        }
+    }
+    None
 }
