@@ -477,7 +477,7 @@ fn truncate(mut text: String, max: usize) -> String {
 }
 
 /// The ordinal of a StatefulSet Pod (`my-cluster-2` → 2), for ordering.
-fn ordinal(pod: &str) -> Option<u32> {
+pub(super) fn ordinal(pod: &str) -> Option<u32> {
     pod.rsplit_once('-').and_then(|(_, n)| n.parse().ok())
 }
 

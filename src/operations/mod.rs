@@ -6,8 +6,11 @@
 //!
 //! - [`health`]: observes every Pod through the REST API, then judges the cluster's health
 //!   with a pure function.
+//! - [`plan`]: pure planning of shard placement changes: the next safe step to drain peers
+//!   before a scale-down, or to spread replicas after a scale-up.
 
 pub mod health;
+pub mod plan;
 
 use std::collections::HashMap;
 use std::sync::Mutex;
