@@ -248,6 +248,26 @@ pub struct QdrantClusterStatus {
     /// Qdrant's own view of the cluster (consensus, peers, shard replicas), as last read from the REST API of every Pod.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub qdrant: Option<QdrantHealthStatus>,
+    /// The Qdrant operation under way, such as a scale-down draining a peer; absent when none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operation: Option<OperationStatus>,
+}
+
+/// A Qdrant operation under way. It is kept here, not in the operator's memory, so that the
+/// next leader resumes it: every step is derived from Qdrant's state plus this.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OperationStatus {
+    /// `ScaleDown`.
+    #[serde(rename = "type")]
+    pub type_: String,
+    /// Pods the StatefulSet had when the operation began: the volumes of the Pods from `spec.replicas` up to this are deleted once their peers are out of the cluster.
+    pub from_replicas: i32,
+    /// The step under way, or what it waits for, in words.
+    pub step: String,
+    /// The Pod whose peer is being drained.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod: Option<String>,
 }
 
 // No observation time is kept here on purpose: an unchanged cluster must give a byte-identical
@@ -256,7 +276,7 @@ pub struct QdrantClusterStatus {
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct QdrantHealthStatus {
-    /// `Healthy` when every Pod is a voting peer in consensus, the Raft leader is known and every shard replica is Active; else why not, such as `PeerUnreachable` or `ReplicasNotActive`.
+    /// `Healthy` when every Pod is a voting peer in consensus, the Raft leader is known and every shard replica is Active; else `Degraded`, and the `Healthy` condition says why.
     pub health: String,
     /// Number of peers in Qdrant's consensus, as the most advanced peer that answered sees it.
     #[serde(default, skip_serializing_if = "Option::is_none")]

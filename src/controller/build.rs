@@ -33,6 +33,8 @@ pub const GENERATED_ANNOTATION: &str = "qdrant.operator/generated";
 pub const KEY_FIELD: &str = "api-key";
 
 /// Volumes and mount paths that the operator owns; user volumes may not reuse them.
+/// The data volume (an emptyDir, or the claim template with `persistence`).
+const STORAGE_VOLUME: &str = "qdrant-storage";
 pub const RESERVED_VOLUMES: &[&str] = &["qdrant-storage", "qdrant-snapshots", "qdrant-init", "qdrant-config", "qdrant-auth", "qdrant-tls"];
 pub const RESERVED_PATHS: &[&str] = &["/qdrant/storage", "/qdrant/snapshots", "/qdrant/init", "/qdrant/config", "/qdrant/tls"];
 
@@ -95,6 +97,23 @@ pub fn planned_children(qc: &QdrantCluster) -> Vec<(ChildKind, String)> {
     let placeholder = |s: KeySetting| (s != KeySetting::Off).then(String::new);
     let keys = Keys { api: placeholder(qc.spec.apikey_setting()), read: placeholder(qc.spec.read_apikey_setting()) };
     build(qc, &keys, (false, false)).refs()
+}
+
+impl Children {
+    /// The StatefulSet keeps `pods` Pods instead of `spec.replicas`: during a scale-down, the
+    /// Pods whose peers Qdrant has not yet drained stay.
+    pub fn keeping_pods(mut self, pods: i32) -> Self {
+        if let Some(spec) = self.stateful_set.spec.as_mut() {
+            spec.replicas = Some(pods);
+        }
+        self
+    }
+}
+
+/// The PersistentVolumeClaim of one Pod, as the StatefulSet names it
+/// (`<volumeClaimTemplate>-<pod>`).
+pub fn storage_claim_name(pod: &str) -> String {
+    format!("{STORAGE_VOLUME}-{pod}")
 }
 
 pub fn headless_name(name: &str) -> String {
@@ -438,7 +457,7 @@ pub fn build(qc: &QdrantCluster, keys: &Keys, generated: (bool, bool)) -> Childr
     let checksum = config_checksum(&config_map, auth_config.as_ref());
     let volume_claim_templates = spec.persistence.as_ref().map(|p| {
         vec![PersistentVolumeClaim {
-            metadata: ObjectMeta { name: Some("qdrant-storage".into()), labels: Some(labels(&name)), ..Default::default() },
+            metadata: ObjectMeta { name: Some(STORAGE_VOLUME.into()), labels: Some(labels(&name)), ..Default::default() },
             spec: Some(PersistentVolumeClaimSpec {
                 access_modes: Some(vec!["ReadWriteOnce".into()]),
                 storage_class_name: p.storage_class_name.clone(),

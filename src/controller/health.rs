@@ -19,7 +19,7 @@ use kube::{Resource, ResourceExt};
 use super::decode::Stored;
 use super::{build, key, now, status, write_status, Context};
 use crate::crd::{Phase, QdrantCluster};
-use crate::operations::health::{self, PodTarget};
+use crate::operations::health::{self, Health, PodTarget};
 use crate::operations::Access;
 use crate::Error;
 
@@ -45,9 +45,8 @@ pub async fn access(ctx: &Context, qc: &QdrantCluster, api_key: Option<String>) 
     Ok(Access { api_key, ca_pem })
 }
 
-/// Asks every Pod of the cluster how Qdrant is, then writes the status that the StatefulSet
-/// and Qdrant's answers give, the per-cluster gauges, and an Event when health flips.
-pub async fn refresh(ctx: &Context, qc: &QdrantCluster, sts: &StatefulSet, access: &Access) -> Result<(), Error> {
+/// Asks every Pod of the cluster how Qdrant is: the Pods asked, and the judgement.
+pub async fn observe(ctx: &Context, qc: &QdrantCluster, access: &Access) -> Result<(Vec<PodTarget>, Health), Error> {
     let (ns, name) = (qc.namespace().unwrap_or_default(), qc.name_any());
     let pods = match ctx.pods.pods(&ns, &name) {
         Some(pods) => pods,
@@ -59,12 +58,22 @@ pub async fn refresh(ctx: &Context, qc: &QdrantCluster, sts: &StatefulSet, acces
         }
     };
     let expected = usize::try_from(qc.spec.replicas).unwrap_or(0);
-    let qdrant = health::check(&ctx.qdrant, access, &targets(qc, &pods), expected).await;
+    let targets = targets(qc, &pods);
+    let qdrant = health::check(&ctx.qdrant, access, &targets, expected).await;
+    Ok((targets, qdrant))
+}
+
+/// Asks every Pod how Qdrant is, then writes the status that the StatefulSet, Qdrant's answers
+/// and the operation under way give, the per-cluster gauges, and an Event when health flips.
+pub async fn refresh(ctx: &Context, qc: &QdrantCluster, sts: &StatefulSet, access: &Access, op: Option<status::Operation>) -> Result<(), Error> {
+    let (ns, name) = (qc.namespace().unwrap_or_default(), qc.name_any());
+    let (_, qdrant) = observe(ctx, qc, access).await?;
     ctx.metrics.cluster_health(&ns, &name, qdrant.is_healthy(), qdrant.peer_count, qdrant.replicas_not_active);
 
     let old = qc.status.clone().unwrap_or_default();
     let t = now();
     let st = status::with_health(status::from_stateful_set(qc, sts, &t), &qdrant, &old.conditions, &t);
+    let st = status::with_operation(st, op, qc.spec.replicas, &old.conditions, &t);
     write_status(ctx, &qc.metadata, qc.status.as_ref(), &st).await?;
     let was_healthy = old.conditions.iter().find(|c| c.type_ == "Healthy").map(|c| c.status == "True");
     let obj = qc.object_ref(&());
@@ -108,11 +117,12 @@ pub async fn refresh_loop(ctx: Arc<Context>, store: Store<Stored>) {
 
 async fn refresh_idle(ctx: &Context, qc: &QdrantCluster) -> Result<(), Error> {
     let Some(st) = &qc.status else { return Ok(()) };
-    let settled = qc.metadata.deletion_timestamp.is_none() && st.observed_generation == qc.metadata.generation && st.qdrant_status != Some(Phase::Error);
+    // An operation under way has its own, faster, loop: the reconcile.
+    let settled = qc.metadata.deletion_timestamp.is_none() && st.observed_generation == qc.metadata.generation && st.qdrant_status != Some(Phase::Error) && st.operation.is_none();
     let Some(access) = ctx.access(&key(&qc.metadata)).filter(|_| settled) else { return Ok(()) };
     let api: Api<StatefulSet> = Api::namespaced(ctx.client.clone(), &qc.namespace().unwrap_or_default());
     let Some(sts) = api.get_opt(&qc.name_any()).await? else { return Ok(()) };
-    refresh(ctx, qc, &sts, &access).await
+    refresh(ctx, qc, &sts, &access, None).await
 }
 
 #[cfg(test)]

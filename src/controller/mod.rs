@@ -6,6 +6,7 @@
 pub mod apply;
 pub mod build;
 pub mod decode;
+pub mod drain;
 pub mod health;
 pub mod pods;
 pub mod status;
@@ -208,7 +209,9 @@ async fn reconcile_inner(cached: &Stored, ctx: &Context) -> Result<Action, Error
         return Ok(Action::requeue(RECHECK));
     }
     let (keys, generated) = apply::resolve_keys(&ctx.client, &ctx.guard, qc).await?;
-    let children = build::build(qc, &keys, generated);
+    let access = health::access(ctx, qc, keys.api.clone()).await?;
+    let scaling = drain::next(ctx, qc, &access).await?;
+    let children = build::build(qc, &keys, generated).keeping_pods(scaling.keep);
     let sts = match apply::apply_children(&ctx.client, &ctx.guard, qc, children).await {
         Ok(sts) => sts,
         Err(e) => {
@@ -218,9 +221,8 @@ async fn reconcile_inner(cached: &Stored, ctx: &Context) -> Result<Action, Error
             return Err(e);
         }
     };
-    let access = health::access(ctx, qc, keys.api).await?;
     let old = qc.status.clone().unwrap_or_default();
-    health::refresh(ctx, qc, &sts, &access).await?;
+    health::refresh(ctx, qc, &sts, &access, scaling.op).await?;
     ctx.set_access(&qc.metadata, access);
     let obj = qc.object_ref(&());
     if old.observed_generation.is_none() {
@@ -231,8 +233,9 @@ async fn reconcile_inner(cached: &Stored, ctx: &Context) -> Result<Action, Error
             _ => ctx.event(&obj, EventType::Normal, "Updated", format!("Applied generation {}", qc.metadata.generation.unwrap_or(0))).await,
         }
     }
-    // Qdrant's state changes without any Kubernetes event: `health::refresh_loop` looks again.
-    Ok(Action::await_change())
+    // Qdrant's state changes without any Kubernetes event: `health::refresh_loop` looks again,
+    // or this reconcile, soon, while an operation goes on.
+    Ok(scaling.requeue.map_or_else(Action::await_change, Action::requeue))
 }
 
 /// Runs on every replica. A follower returns at once without writing; the leader runs the

@@ -4,7 +4,7 @@ use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
 use super::build::selector_string;
-use crate::crd::{Phase, QdrantCluster, QdrantClusterStatus};
+use crate::crd::{OperationStatus, Phase, QdrantCluster, QdrantClusterStatus};
 use crate::operations::health::Health;
 use kube::ResourceExt;
 
@@ -51,6 +51,8 @@ pub fn blocked(name: &str, generation: Option<i64>, old: Option<&QdrantClusterSt
         ],
         // Qdrant is not asked while the cluster is blocked, and an old view would mislead.
         qdrant: None,
+        // An operation under way stays recorded, for whoever resumes it once this is fixed.
+        operation: old.operation,
     }
 }
 
@@ -96,8 +98,39 @@ pub fn from_stateful_set(qc: &QdrantCluster, sts: &StatefulSet, now: &Time) -> Q
         message: Some(message),
         conditions,
         qdrant: None,
+        operation: None,
     }
 }
+
+/// A Qdrant operation to show in the status: what it is (see [`OperationStatus`]) and, when
+/// it cannot go on, why.
+pub struct Operation {
+    pub status: OperationStatus,
+    pub blocked: Option<String>,
+}
+
+/// Adds the operation under way, if any, to a status made by [`with_health`]: `operation`,
+/// `qdrantStatus: OperationInProgress` with the step as the message, and the condition
+/// `ScaleDownBlocked` (True, reason `DataWouldBeLost`, when the drain cannot go on).
+pub fn with_operation(mut status: QdrantClusterStatus, op: Option<Operation>, desired: i32, previous: &[Condition], now: &Time) -> QdrantClusterStatus {
+    status.conditions.retain(|c| c.type_ != "ScaleDownBlocked");
+    let Some(op) = op else {
+        status.operation = None;
+        return status;
+    };
+    let g = status.observed_generation;
+    let (blocked, reason, message) = match &op.blocked {
+        Some(m) => (true, "DataWouldBeLost", m.clone()),
+        None => (false, "Draining", op.status.step.clone()),
+    };
+    status.conditions.push(condition("ScaleDownBlocked", blocked, reason, &message, g, previous, now));
+    status.qdrant_status = Some(Phase::OperationInProgress);
+    status.reason = Some(if blocked { "ScaleDownBlocked" } else { "ScaleDown" }.into());
+    status.message = Some(format!("scaling down from {} to {desired} Pods: {message}", op.status.from_replicas));
+    status.operation = Some(op.status);
+    status
+}
+
 
 /// Adds Qdrant's own health (see `operations::health::assess`) to a status made by
 /// [`from_stateful_set`]: `status.qdrant`, the `Healthy` condition, and:
@@ -298,6 +331,29 @@ mod tests {
         assert_eq!(cond(&up, "Healthy").last_transition_time, at(240));
         assert_eq!(cond(&up, "Degraded").last_transition_time, at(240));
         assert_eq!(up.qdrant_status, Some(Phase::Healthy));
+    }
+
+    #[test]
+    fn a_scale_down_under_way_shows_its_step_and_a_blocked_one_says_why() {
+        let c = qc(1);
+        let op = |blocked: Option<&str>| Operation {
+            status: OperationStatus { type_: "ScaleDown".into(), from_replicas: 3, step: "move shard 0 of a from peer 2 to peer 1".into(), pod: Some("c-2".into()) },
+            blocked: blocked.map(str::to_owned),
+        };
+        let s = with_operation(from_stateful_set(&c, &sts(3, 3), &at(0)), Some(op(None)), 1, &[], &at(0));
+        assert_eq!(s.qdrant_status, Some(Phase::OperationInProgress));
+        assert_eq!(s.message.as_deref(), Some("scaling down from 3 to 1 Pods: move shard 0 of a from peer 2 to peer 1"));
+        assert_eq!(cond(&s, "ScaleDownBlocked").status, "False");
+        assert_eq!(s.operation.as_ref().unwrap().pod.as_deref(), Some("c-2"));
+
+        let s = with_operation(from_stateful_set(&c, &sts(3, 3), &at(0)), Some(op(Some("cannot drain peer 2: shard 0 of a: no Active replica"))), 1, &[], &at(0));
+        let b = cond(&s, "ScaleDownBlocked");
+        assert_eq!((b.status.as_str(), b.reason.as_str(), b.message.as_str()), ("True", "DataWouldBeLost", "cannot drain peer 2: shard 0 of a: no Active replica"));
+        assert_eq!(s.reason.as_deref(), Some("ScaleDownBlocked"));
+
+        // Done: no operation, no condition.
+        let s = with_operation(s, None, 1, &[], &at(0));
+        assert!(s.operation.is_none() && s.conditions.iter().all(|c| c.type_ != "ScaleDownBlocked"));
     }
 
     #[test]

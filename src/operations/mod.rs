@@ -6,11 +6,13 @@
 //!
 //! - [`health`]: observes every Pod through the REST API, then judges the cluster's health
 //!   with a pure function.
+//! - [`scale`]: carries out a scale-down drain, one planned step at a time.
 //! - [`plan`]: pure planning of shard placement changes: the next safe step to drain peers
 //!   before a scale-down, or to spread replicas after a scale-up.
 
 pub mod health;
 pub mod plan;
+pub mod scale;
 
 use std::collections::HashMap;
 use std::sync::Mutex;

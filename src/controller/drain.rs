@@ -1,0 +1,111 @@
+//! The Kubernetes half of a scale-down: how many Pods the StatefulSet keeps while Qdrant
+//! drains the peers that go (`operations::scale`), what the status says meanwhile, and the
+//! volumes of drained Pods, deleted once their peers are out of the cluster.
+//!
+//! Nothing here is remembered in memory: the StatefulSet's replicas, Qdrant's state and
+//! `status.operation` say where a scale-down stands, so a new leader picks it up where the old
+//! one left it.
+
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::PersistentVolumeClaim;
+use kube::api::{Api, DeleteParams};
+use kube::runtime::events::EventType;
+use kube::{Resource, ResourceExt};
+
+use super::status::Operation;
+use super::{build, health, Context, RECHECK};
+use crate::crd::{OperationStatus, QdrantCluster};
+use crate::operations::scale::{self, Drain};
+use crate::operations::Access;
+use crate::Error;
+
+const SCALE_DOWN: &str = "ScaleDown";
+/// How soon to look again while a drain makes progress: each look is one step.
+const NEXT_STEP: Duration = Duration::from_millis(200);
+/// How soon to look again when Qdrant could not be read or refused a step.
+const RETRY: Duration = Duration::from_secs(5);
+
+/// What the reconcile does about a scale-down: the Pods the StatefulSet keeps, the operation
+/// to show, and when to look again (`None`: on the next change).
+pub struct Decision {
+    pub keep: i32,
+    pub op: Option<Operation>,
+    pub requeue: Option<Duration>,
+}
+
+/// Takes the next step of a scale-down, if one is under way: draining the highest peer that
+/// goes, removing it from consensus once empty, then deleting drained Pods' volumes.
+pub async fn next(ctx: &Context, qc: &QdrantCluster, access: &Access) -> Result<Decision, Error> {
+    let desired = qc.spec.replicas;
+    let idle = Decision { keep: desired, op: None, requeue: None };
+    let sts_api: Api<StatefulSet> = Api::namespaced(ctx.client.clone(), &qc.namespace().unwrap_or_default());
+    let Some(current) = sts_api.get_opt(&qc.name_any()).await?.and_then(|s| s.spec?.replicas) else { return Ok(idle) };
+    let recorded = qc.status.as_ref().and_then(|s| s.operation.clone()).filter(|o| o.type_ == SCALE_DOWN);
+    let from = recorded.as_ref().map_or(current, |o| o.from_replicas.max(current));
+    let op = |step: String, pod: Option<String>, blocked: Option<String>| Some(Operation { status: OperationStatus { type_: SCALE_DOWN.into(), from_replicas: from, step, pod }, blocked });
+
+    if current <= desired {
+        // The StatefulSet has shrunk (or never had to): what is left is the drained Pods'
+        // volumes, when the scale-down recorded in the status is not finished yet.
+        if recorded.is_none() {
+            return Ok(idle);
+        }
+        let (_, qdrant) = health::observe(ctx, qc, access).await?;
+        let left = delete_drained_volumes(ctx, qc, desired, from, &qdrant).await?;
+        if left.is_empty() {
+            ctx.event(&qc.object_ref(&()), EventType::Normal, "ScaledDown", format!("Scaled down from {from} to {desired} Pods; every shard kept")).await;
+            return Ok(idle);
+        }
+        return Ok(Decision { keep: desired, op: op(format!("waiting for {} to go before deleting its volume", left.join(", ")), None, None), requeue: Some(Duration::from_secs(1)) });
+    }
+
+    let (targets, qdrant) = health::observe(ctx, qc, access).await?;
+    let client = match ctx.qdrant.client(access) {
+        Ok(c) => c,
+        Err(e) => return Ok(Decision { keep: current, op: op(format!("cannot reach Qdrant: {e}"), None, None), requeue: Some(RECHECK) }),
+    };
+    let wanted = u32::try_from(desired).unwrap_or(0);
+    let drain = scale::drain_step(&client, &ctx.guard, &targets, &qdrant, wanted).await;
+    let pod_of = |peer: Option<u64>| peer.and_then(|id| qdrant.peers.iter().find(|p| p.peer_id == id)?.pod.clone());
+    // Without a view of the consensus nothing is known to be drained: keep every Pod.
+    let keep_draining = if qdrant.peer_count.is_some() { i32::try_from(scale::pods_to_keep(&qdrant, wanted)).unwrap_or(current).min(current) } else { current };
+    Ok(match drain {
+        Drain::Drained => Decision { keep: desired, op: op("every peer that goes is out of the cluster".into(), None, None), requeue: Some(Duration::from_secs(1)) },
+        Drain::Working { step, peer } => Decision { keep: keep_draining, op: op(step, pod_of(peer), None), requeue: Some(NEXT_STEP) },
+        Drain::Unavailable { message } => Decision { keep: current, op: op(message, None, None), requeue: Some(RETRY) },
+        Drain::Blocked { message } => {
+            let first = recorded.as_ref().is_none_or(|o| o.step != message);
+            if first {
+                ctx.event(&qc.object_ref(&()), EventType::Warning, "ScaleDownBlocked", message.clone()).await;
+            }
+            Decision { keep: current, op: op(message.clone(), None, Some(message)), requeue: Some(RECHECK) }
+        }
+    })
+}
+
+/// Deletes the volume of every Pod from `desired` to `from` that is gone and whose peer is out
+/// of the cluster; returns the Pods still waited for (still running, or still a peer).
+async fn delete_drained_volumes(ctx: &Context, qc: &QdrantCluster, desired: i32, from: i32, qdrant: &crate::operations::health::Health) -> Result<Vec<String>, Error> {
+    let (ns, name) = (qc.namespace().unwrap_or_default(), qc.name_any());
+    let running: Vec<String> = ctx.pods.pods(&ns, &name).unwrap_or_default().into_iter().map(|(p, _)| p).collect();
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), &ns);
+    let mut left = Vec::new();
+    for ordinal in desired..from {
+        let pod = format!("{name}-{ordinal}");
+        if running.contains(&pod) || qdrant.peers.iter().any(|p| p.pod.as_deref() == Some(pod.as_str())) {
+            left.push(pod);
+            continue;
+        }
+        let claim = build::storage_claim_name(&pod);
+        let Some(pvc) = claims.get_metadata_opt(&claim).await? else { continue };
+        // Only a claim of this cluster's StatefulSet, never one a user made with that name.
+        if pvc.labels().get("clustername") != Some(&name) || pvc.metadata.deletion_timestamp.is_some() {
+            continue;
+        }
+        ctx.guard.write(claims.delete(&claim, &DeleteParams::default())).await??;
+        ctx.event(&qc.object_ref(&()), EventType::Normal, "VolumeDeleted", format!("Deleted {claim}: its peer was drained and removed")).await;
+    }
+    Ok(left)
+}

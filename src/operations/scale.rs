@@ -1,0 +1,193 @@
+//! Scale-down drains, carried out one planned step at a time against the live cluster.
+//!
+//! Each call looks at Qdrant afresh, asks [`plan::scale_down_step`] for the one next step, does
+//! it (every write through the leadership guard), and waits a short while for it to finish. So
+//! whoever leads next recomputes the same step from the same state: a transfer under way is
+//! waited for, never started twice, and a peer is removed only once it holds nothing.
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::health::{ordinal, Health, PodTarget};
+use super::plan::{self, ClusterView, CollectionView, PeerView, ScaleDownStep, Step};
+use crate::leader::LeadershipGuard;
+use crate::qdrant::{Peer, QdrantClient, RemovePeer};
+
+/// How long one call waits for the step it started (a transfer, a peer removal) to finish
+/// before it returns and lets the caller report progress.
+const STEP_WAIT: Duration = Duration::from_secs(20);
+/// How often a running transfer is looked at: the pause between a transfer's end and the next
+/// step is at most this plus one reconcile.
+const POLL: Duration = Duration::from_millis(200);
+
+/// Where a drain stands after one call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Drain {
+    /// A step was taken, or a transfer is under way; call again soon. The text says what.
+    Working { step: String, peer: Option<u64> },
+    /// No peer to remove is in consensus any more: the StatefulSet may shrink.
+    Drained,
+    /// Going on would lose data; nothing is done until the cluster changes.
+    Blocked { message: String },
+    /// Qdrant could not be read, or refused the step; nothing changed. Call again later.
+    Unavailable { message: String },
+}
+
+/// The peers that run in Pods with an ordinal of `desired` or more, i.e. those a scale-down
+/// to `desired` removes, and the others that stay.
+pub fn split(health: &Health, desired: u32) -> (Vec<u64>, Vec<u64>) {
+    health
+        .peers
+        .iter()
+        .filter_map(|p| Some((p.peer_id, ordinal(p.pod.as_deref()?)?)))
+        .fold((Vec::new(), Vec::new()), |(mut leaving, mut staying), (id, ordinal)| {
+            if ordinal >= desired {
+                leaving.push(id);
+            } else {
+                staying.push(id);
+            }
+            (leaving, staying)
+        })
+}
+
+/// The Pods the StatefulSet must keep while draining: up to the highest ordinal whose peer is
+/// still in consensus, and at least `desired`. A Pod whose peer is gone (or never joined) can
+/// go at once.
+pub fn pods_to_keep(health: &Health, desired: u32) -> u32 {
+    health
+        .peers
+        .iter()
+        .filter_map(|p| ordinal(p.pod.as_deref()?))
+        .filter(|&o| o >= desired)
+        .map(|o| o + 1)
+        .max()
+        .unwrap_or(desired)
+        .max(desired)
+}
+
+/// One step of draining the peers of Pods `desired..` (highest first).
+pub async fn drain_step(client: &QdrantClient, guard: &LeadershipGuard, targets: &[PodTarget], health: &Health, desired: u32) -> Drain {
+    let (leaving, staying) = split(health, desired);
+    if leaving.is_empty() {
+        return Drain::Drained;
+    }
+    let (peer, view) = match view(client, targets, health).await {
+        Ok(v) => v,
+        Err(message) => return Drain::Unavailable { message },
+    };
+    match plan::scale_down_step(&view, &leaving, &staying) {
+        ScaleDownStep::Done => Drain::Drained,
+        blocked @ ScaleDownStep::Blocked { .. } => Drain::Blocked { message: blocked.to_string() },
+        ScaleDownStep::WaitTransfers(w) => {
+            let text = format!("waiting for the transfer of shard {} of {} from peer {} to peer {}", w.shard_id, w.collection, w.from, w.to);
+            wait_transfer(&peer, &w.collection, w.shard_id).await;
+            Drain::Working { step: text, peer: leaving_peer(&view, &leaving) }
+        }
+        ScaleDownStep::Shard(step) => match carry_out(&peer, guard, &step).await {
+            Ok(()) => Drain::Working { step: step.to_string(), peer: leaving_peer(&view, &leaving) },
+            Err(message) => Drain::Unavailable { message },
+        },
+        ScaleDownStep::RemovePeer { peer: id } => {
+            let removed = guard.write(peer.remove_peer(id, RemovePeer::Safe, Some(Duration::from_secs(10)))).await;
+            match removed {
+                Ok(Ok(_)) => Drain::Working { step: format!("removed peer {id} from the cluster"), peer: Some(id) },
+                Ok(Err(e)) => Drain::Unavailable { message: format!("removing peer {id}: {e}") },
+                Err(_) => Drain::Unavailable { message: "no longer the leader".into() },
+            }
+        }
+    }
+}
+
+/// The peer being drained: the first leaving peer still in the view, highest ordinal first.
+fn leaving_peer(view: &ClusterView, leaving: &[u64]) -> Option<u64> {
+    view.peers.iter().filter(|p| leaving.contains(&p.id)).max_by_key(|p| p.ordinal).map(|p| p.id)
+}
+
+/// Sends one planned step, then waits (up to [`STEP_WAIT`]) for the transfer it starts.
+async fn carry_out(peer: &Peer, guard: &LeadershipGuard, step: &Step) -> Result<(), String> {
+    match guard.write(peer.update_collection_cluster(step.collection(), &step.operation(), None)).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => return Err(format!("{step}: {e}")),
+        Err(_) => return Err("no longer the leader".into()),
+    }
+    if let Step::Transfer { collection, shard_id, .. } | Step::Replicate { collection, shard_id, .. } = step {
+        wait_transfer(peer, collection, *shard_id).await;
+    }
+    Ok(())
+}
+
+/// Waits until no transfer of the shard is under way, or [`STEP_WAIT`] has passed.
+async fn wait_transfer(peer: &Peer, collection: &str, shard_id: u32) {
+    let deadline = Instant::now() + STEP_WAIT;
+    while Instant::now() < deadline {
+        match peer.collection_cluster_info(collection).await {
+            Ok(info) if !info.shard_transfers.iter().any(|t| t.shard_id == shard_id || t.to_shard_id == Some(shard_id)) => return,
+            Err(_) => return,
+            Ok(_) => tokio::time::sleep(POLL).await,
+        }
+    }
+}
+
+/// What the planner needs, read through one Pod that answers (the Raft leader's first):
+/// placement and transfers are consensus state, so one peer's answer is the whole picture.
+async fn view(client: &QdrantClient, targets: &[PodTarget], health: &Health) -> Result<(Peer, ClusterView), String> {
+    let mut order: Vec<&PodTarget> = targets.iter().collect();
+    order.sort_by_key(|t| Some(&t.pod) != health.leader_pod.as_ref());
+    let mut last = "no Pod to ask".to_string();
+    for target in order {
+        let peer = match client.peer(&target.base_url) {
+            Ok(p) => p,
+            Err(e) => {
+                last = e.to_string();
+                continue;
+            }
+        };
+        match read_view(&peer, health).await {
+            Ok(view) => return Ok((peer, view)),
+            Err(e) => last = format!("{}: {e}", target.pod),
+        }
+    }
+    Err(last)
+}
+
+async fn read_view(peer: &Peer, health: &Health) -> Result<ClusterView, crate::qdrant::QdrantError> {
+    let mut collections = Vec::new();
+    for name in peer.list_collections().await? {
+        let info = peer.collection_info(&name).await?;
+        let cluster = peer.collection_cluster_info(&name).await?;
+        collections.push(CollectionView::from_cluster_info(name, plan::replication_factor(&info), &cluster));
+    }
+    let peers = health.peers.iter().map(PeerView::from).collect();
+    Ok(ClusterView { peers, collections })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::operations::health::PeerHealth;
+
+    fn health(pods: &[Option<&str>]) -> Health {
+        let mut h = crate::operations::health::assess(&[], 0);
+        h.peers = pods.iter().enumerate().map(|(i, pod)| PeerHealth { peer_id: 100 + i as u64, uri: String::new(), pod: pod.map(str::to_owned) }).collect();
+        h
+    }
+
+    #[test]
+    fn the_peers_of_pods_from_desired_up_go_the_others_stay() {
+        let h = health(&[Some("c-0"), Some("c-1"), Some("c-2"), None]);
+        assert_eq!(split(&h, 1), (vec![101, 102], vec![100]));
+        // A peer without a Pod is neither: a scale-down does not decide about it.
+        assert_eq!(split(&h, 3), (vec![], vec![100, 101, 102]));
+    }
+
+    #[test]
+    fn pods_stay_up_to_the_highest_peer_still_in_the_cluster() {
+        assert_eq!(pods_to_keep(&health(&[Some("c-0"), Some("c-1"), Some("c-2")]), 1), 3);
+        // c-2's peer was removed: its Pod can go, c-1's cannot yet.
+        assert_eq!(pods_to_keep(&health(&[Some("c-0"), Some("c-1")]), 1), 2);
+        assert_eq!(pods_to_keep(&health(&[Some("c-0")]), 1), 1);
+        // Never below the target, even when fewer peers are known.
+        assert_eq!(pods_to_keep(&health(&[]), 2), 2);
+    }
+}
