@@ -228,6 +228,7 @@ mod tests {
             collections: Some(1),
             replicas_not_active: Some(0),
             replicas_not_active_sample: vec![],
+            unreachable: Default::default(),
             problems,
         }
     }

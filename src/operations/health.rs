@@ -367,6 +367,9 @@ pub struct Health {
     pub replicas_not_active: Option<u64>,
     /// The first [`SAMPLE`] of them, as `collection/shard N@peer ID: State`.
     pub replicas_not_active_sample: Vec<String>,
+    /// Pods that did not answer `GET /cluster` at all: whatever the consensus says about
+    /// their replicas, nothing can be read from them now.
+    pub unreachable: BTreeSet<String>,
     /// Everything wrong; empty when healthy.
     pub problems: Vec<Problem>,
 }
@@ -593,6 +596,11 @@ pub fn assess(observations: &[PodObservation], expected_pods: usize) -> Health {
         collections: None,
         replicas_not_active: None,
         replicas_not_active_sample: Vec::new(),
+        unreachable: pods
+            .iter()
+            .filter(|o| matches!(&o.cluster, Err(f) if f.kind == FailureKind::Unreachable))
+            .map(|o| o.pod.clone())
+            .collect(),
         problems: Vec::new(),
     };
 

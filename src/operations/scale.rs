@@ -12,7 +12,7 @@ use tokio::time::Instant;
 use super::health::{ordinal, Health, PodTarget};
 use super::plan::{self, ClusterView, CollectionView, PeerView, ScaleDownStep, Step};
 use crate::leader::LeadershipGuard;
-use crate::qdrant::{Peer, QdrantClient, RemovePeer};
+use crate::qdrant::{Peer, QdrantClient, RemovePeer, ReplicaState};
 
 /// How long one call waits for the step it started (a transfer, a peer removal) to finish
 /// before it returns and lets the caller report progress.
@@ -157,6 +157,18 @@ async fn read_view(peer: &Peer, health: &Health) -> Result<ClusterView, crate::q
         let info = peer.collection_info(&name).await?;
         let cluster = peer.collection_cluster_info(&name).await?;
         collections.push(CollectionView::from_cluster_info(name, plan::replication_factor(&info), &cluster));
+    }
+    // A replica on a Pod that does not answer is no copy to rely on or move: the consensus
+    // may still call it Active, but nothing can be read from it now.
+    let gone: Vec<u64> = health.peers.iter().filter(|p| p.pod.as_ref().is_some_and(|pod| health.unreachable.contains(pod))).map(|p| p.peer_id).collect();
+    for c in &mut collections {
+        for replicas in c.shards.values_mut() {
+            for (peer, state) in replicas.iter_mut() {
+                if gone.contains(peer) {
+                    *state = ReplicaState::Dead;
+                }
+            }
+        }
     }
     let peers = health.peers.iter().map(PeerView::from).collect();
     Ok(ClusterView { peers, collections })
