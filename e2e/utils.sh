@@ -357,3 +357,38 @@ qdrant_requests_on_leader() {
 operator_restarts() {
   kc get pods -n "$OPERATOR_NS" -l app=qdrant-operator -o jsonpath='{range .items[*]}{.status.containerStatuses[0].restartCount}{"\n"}{end}' | awk '{ s += $1 } END { print s + 0 }'
 }
+
+# create_collection URL KEY NAME BODY: creates a collection through the peer at URL.
+create_collection() {
+  [ "$(qdrant_status_code PUT "$1/collections/$3" "$2" "$4")" = 200 ] || fail "creating collection $3 failed"
+}
+
+# upsert_points URL KEY COLLECTION N: points 1..N with 4-dimensional vectors, in batches.
+upsert_points() {
+  local i body
+  for ((i = 1; i <= $4; i += 250)); do
+    body=$(python3 -c 'import json,sys; a,b=int(sys.argv[1]),int(sys.argv[2]); print(json.dumps({"points": [{"id": i, "vector": [i % 7, 1, 0, i % 3]} for i in range(a, b + 1)]}))' "$i" "$(( i + 249 < $4 ? i + 249 : $4 ))")
+    [ "$(qdrant_status_code PUT "$1/collections/$3/points?wait=true" "$2" "$body")" = 200 ] || fail "upserting points into $3 failed"
+  done
+}
+
+# count_points URL KEY COLLECTION: the exact point count.
+count_points() {
+  qdrant_http POST "$1/collections/$3/points/count" "$2" '{"exact": true}' | sed -n 2p \
+    | python3 -c 'import json,sys; print(json.load(sys.stdin)["result"]["count"])' 2>/dev/null
+}
+
+# collection_replicas URL KEY COLLECTION: one line per shard replica, "shard peer state", as
+# the peer at URL reports the placement (its own shards and everyone else's).
+collection_replicas() {
+  qdrant_http GET "$1/collections/$3/cluster" "$2" | sed -n 2p | python3 -c '
+import json, sys
+r = json.load(sys.stdin)["result"]
+for s in r["local_shards"]:
+    print(s["shard_id"], r["peer_id"], s["state"])
+for s in r["remote_shards"]:
+    print(s["shard_id"], s["peer_id"], s["state"])'
+}
+
+# shard_holders URL KEY COLLECTION: how many peers hold a replica.
+shard_holders() { collection_replicas "$@" | awk '{ print $2 }' | sort -u | wc -l; }

@@ -69,6 +69,8 @@ pub async fn refresh(ctx: &Context, qc: &QdrantCluster, sts: &StatefulSet, acces
     let (ns, name) = (qc.namespace().unwrap_or_default(), qc.name_any());
     let (_, qdrant) = observe(ctx, qc, access).await?;
     ctx.metrics.cluster_health(&ns, &name, qdrant.is_healthy(), qdrant.peer_count, qdrant.replicas_not_active);
+    let blocked = op.as_ref().is_some_and(|o| o.blocked.is_some());
+    ctx.metrics.scale_down_blocked.with_label_values(&[ns.as_str(), name.as_str()]).set(i64::from(blocked));
 
     let old = qc.status.clone().unwrap_or_default();
     let t = now();

@@ -29,6 +29,8 @@ pub struct Metrics {
     pub cluster_healthy: IntGaugeVec,
     pub cluster_peers: IntGaugeVec,
     pub cluster_replicas_not_active: IntGaugeVec,
+    /// 1 while a scale-down waits because going on would lose data.
+    pub scale_down_blocked: IntGaugeVec,
 }
 
 /// Registers a collector. Called once at start-up with static, unique names and valid label
@@ -60,6 +62,7 @@ impl Metrics {
             cluster_healthy: reg(&r, IntGaugeVec::new(Opts::new("qdrant_operator_cluster_healthy", "1 when Qdrant reports the cluster healthy (every Pod a peer in consensus, a Raft leader, every shard replica Active), else 0. Exported by the leader only"), &["cluster_namespace", "cluster_name"]).unwrap()),
             cluster_peers: reg(&r, IntGaugeVec::new(Opts::new("qdrant_operator_cluster_peers", "Peers in the cluster's Raft consensus, as Qdrant reports them. Exported by the leader only"), &["cluster_namespace", "cluster_name"]).unwrap()),
             cluster_replicas_not_active: reg(&r, IntGaugeVec::new(Opts::new("qdrant_operator_cluster_replicas_not_active", "Shard replicas of the cluster that are not Active. Exported by the leader only"), &["cluster_namespace", "cluster_name"]).unwrap()),
+            scale_down_blocked: reg(&r, IntGaugeVec::new(Opts::new("qdrant_operator_scale_down_blocked", "1 while the cluster's scale-down cannot go on without losing data (its ScaleDownBlocked condition is True), else 0. Exported by the leader only"), &["cluster_namespace", "cluster_name"]).unwrap()),
             registry: r,
         }
     }
@@ -93,7 +96,7 @@ impl Metrics {
 
     /// Drops a cluster's series: it was deleted, or is blocked and Qdrant is not asked.
     pub fn forget_cluster(&self, namespace: &str, name: &str) {
-        for g in [&self.cluster_healthy, &self.cluster_peers, &self.cluster_replicas_not_active] {
+        for g in [&self.cluster_healthy, &self.cluster_peers, &self.cluster_replicas_not_active, &self.scale_down_blocked] {
             let _ = g.remove_label_values(&[namespace, name]);
         }
     }
@@ -101,7 +104,7 @@ impl Metrics {
     /// Drops every cluster's series when this replica stops leading: only the leader looks at
     /// Qdrant, so a follower's values would only grow stale and confuse alerts.
     pub fn forget_clusters(&self) {
-        for g in [&self.cluster_healthy, &self.cluster_peers, &self.cluster_replicas_not_active] {
+        for g in [&self.cluster_healthy, &self.cluster_peers, &self.cluster_replicas_not_active, &self.scale_down_blocked] {
             g.reset();
         }
     }

@@ -242,6 +242,9 @@ fn an_unreachable_pod_is_named_with_the_cause() {
     assert_eq!(h.leader_pod.as_deref(), Some("my-cluster-1"));
     assert_eq!(h.collections, Some(2));
     assert_eq!(h.to_status().health, "Degraded");
+    // A drain must not rely on what that Pod holds.
+    assert_eq!(h.unreachable.iter().collect::<Vec<_>>(), vec!["my-cluster-2"]);
+    assert!(assess(&healthy(), 3).unreachable.is_empty());
 }
 
 #[test]
