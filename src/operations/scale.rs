@@ -12,7 +12,7 @@ use tokio::time::Instant;
 use super::health::{ordinal, Health, PodTarget};
 use super::plan::{self, ClusterView, CollectionView, PeerView, ScaleDownStep, Step};
 use crate::leader::LeadershipGuard;
-use crate::qdrant::{Peer, QdrantClient, RemovePeer, ReplicaState};
+use crate::qdrant::{CollectionClusterInfo, Peer, QdrantClient, RemovePeer, ReplicaState};
 
 /// How long one call waits for the step it started (a transfer, a peer removal) to finish
 /// before it returns and lets the caller report progress.
@@ -151,12 +151,27 @@ async fn view(client: &QdrantClient, targets: &[PodTarget], health: &Health) -> 
     Err(last)
 }
 
+/// The most replicas any shard of the collection has (at least 1).
+fn inferred_factor(info: &CollectionClusterInfo) -> u32 {
+    let mut per_shard: std::collections::BTreeMap<u32, u32> = std::collections::BTreeMap::new();
+    for shard in info.local_shards.iter().map(|s| s.shard_id).chain(info.remote_shards.iter().map(|s| s.shard_id)) {
+        *per_shard.entry(shard).or_default() += 1;
+    }
+    per_shard.into_values().max().unwrap_or(1).max(1)
+}
+
 async fn read_view(peer: &Peer, health: &Health) -> Result<ClusterView, crate::qdrant::QdrantError> {
     let mut collections = Vec::new();
     for name in peer.list_collections().await? {
-        let info = peer.collection_info(&name).await?;
         let cluster = peer.collection_cluster_info(&name).await?;
-        collections.push(CollectionView::from_cluster_info(name, plan::replication_factor(&info), &cluster));
+        // The factor is in the collection's configuration, but `GET /collections/{name}` may
+        // count points through every peer and time out while one does not answer. Without it,
+        // the most replicas any shard has is the factor the collection evidently keeps.
+        let factor = match peer.collection_info(&name).await {
+            Ok(info) => plan::replication_factor(&info),
+            Err(_) => inferred_factor(&cluster),
+        };
+        collections.push(CollectionView::from_cluster_info(name, factor, &cluster));
     }
     // A replica on a Pod that does not answer is no copy to rely on or move: the consensus
     // may still call it Active, but nothing can be read from it now.
@@ -191,6 +206,19 @@ mod tests {
         assert_eq!(split(&h, 1), (vec![101, 102], vec![100]));
         // A peer without a Pod is neither: a scale-down does not decide about it.
         assert_eq!(split(&h, 3), (vec![], vec![100, 101, 102]));
+    }
+
+    #[test]
+    fn without_the_configuration_the_factor_is_the_most_replicas_of_a_shard() {
+        let info: CollectionClusterInfo = serde_json::from_value(serde_json::json!({
+            "peer_id": 1, "shard_count": 2, "shard_transfers": [],
+            "local_shards": [{"shard_id": 0, "points_count": 5, "state": "Active"}],
+            "remote_shards": [{"shard_id": 0, "peer_id": 2, "state": "Dead"}, {"shard_id": 1, "peer_id": 2, "state": "Active"}]
+        }))
+        .unwrap();
+        assert_eq!(inferred_factor(&info), 2);
+        let empty: CollectionClusterInfo = serde_json::from_value(serde_json::json!({"peer_id": 1, "shard_count": 0, "shard_transfers": [], "local_shards": [], "remote_shards": []})).unwrap();
+        assert_eq!(inferred_factor(&empty), 1);
     }
 
     #[test]
