@@ -63,6 +63,10 @@ pub struct QdrantClusterSpec {
     #[serde(default)]
     pub service: ServiceType,
 
+    /// After a scale-up, move shard replicas so that every peer holds about as many, and copy shards that have fewer replicas than their collection's replication factor. Nothing is ever dropped. `false` leaves the placement to you.
+    #[serde(default = "default_true")]
+    pub rebalance: bool,
+
     /// Persistent storage for `/qdrant/storage`. When absent, data lives in an emptyDir and is lost with the pod.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub persistence: Option<Persistence>,
@@ -110,6 +114,10 @@ pub struct QdrantClusterSpec {
 
 fn default_false() -> String {
     "false".into()
+}
+
+fn default_true() -> bool {
+    true
 }
 
 fn default_tls() -> Tls {

@@ -6,7 +6,7 @@
 pub mod apply;
 pub mod build;
 pub mod decode;
-pub mod drain;
+pub mod scaling;
 pub mod health;
 pub mod pods;
 pub mod status;
@@ -210,7 +210,7 @@ async fn reconcile_inner(cached: &Stored, ctx: &Context) -> Result<Action, Error
     }
     let (keys, generated) = apply::resolve_keys(&ctx.client, &ctx.guard, qc).await?;
     let access = health::access(ctx, qc, keys.api.clone()).await?;
-    let scaling = drain::next(ctx, qc, &access).await?;
+    let scaling = scaling::next(ctx, qc, &access).await?;
     let children = build::build(qc, &keys, generated).keeping_pods(scaling.keep);
     let sts = match apply::apply_children(&ctx.client, &ctx.guard, qc, children).await {
         Ok(sts) => sts,

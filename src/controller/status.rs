@@ -118,6 +118,14 @@ pub fn with_operation(mut status: QdrantClusterStatus, op: Option<Operation>, de
         status.operation = None;
         return status;
     };
+    if op.status.from_replicas <= desired {
+        // A scale-up: no ScaleDownBlocked condition.
+        status.qdrant_status = Some(Phase::OperationInProgress);
+        status.reason = Some(op.status.type_.clone());
+        status.message = Some(format!("scaling up from {} to {desired} Pods: {}", op.status.from_replicas, op.status.step));
+        status.operation = Some(op.status);
+        return status;
+    }
     let g = status.observed_generation;
     let (blocked, reason, message) = match &op.blocked {
         Some(m) => (true, "DataWouldBeLost", m.clone()),
@@ -351,6 +359,12 @@ mod tests {
         let b = cond(&s, "ScaleDownBlocked");
         assert_eq!((b.status.as_str(), b.reason.as_str(), b.message.as_str()), ("True", "DataWouldBeLost", "cannot drain peer 2: shard 0 of a: no Active replica"));
         assert_eq!(s.reason.as_deref(), Some("ScaleDownBlocked"));
+
+        // A scale-up says so, without the scale-down's condition.
+        let up = Operation { status: OperationStatus { type_: "ScaleUp".into(), from_replicas: 1, step: "replicate shard 0".into(), pod: None }, blocked: None };
+        let u = with_operation(from_stateful_set(&qc(3), &sts(3, 3), &at(0)), Some(up), 3, &[], &at(0));
+        assert_eq!((u.reason.as_deref(), u.message.as_deref()), (Some("ScaleUp"), Some("scaling up from 1 to 3 Pods: replicate shard 0")));
+        assert!(u.conditions.iter().all(|c| c.type_ != "ScaleDownBlocked"));
 
         // Done: no operation, no condition.
         let s = with_operation(s, None, 1, &[], &at(0));

@@ -1,4 +1,5 @@
-//! Scale-down drains, carried out one planned step at a time against the live cluster.
+//! Scale-down drains and scale-up rebalancing, carried out one planned step at a time against
+//! the live cluster.
 //!
 //! Each call looks at Qdrant afresh, asks [`plan::scale_down_step`] for the one next step, does
 //! it (every write through the leadership guard), and waits a short while for it to finish. So
@@ -10,7 +11,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::health::{ordinal, Health, PodTarget};
-use super::plan::{self, ClusterView, CollectionView, PeerView, ScaleDownStep, Step};
+use super::plan::{self, ClusterView, CollectionView, PeerView, RebalanceStep, ScaleDownStep, Step};
 use crate::leader::LeadershipGuard;
 use crate::qdrant::{CollectionClusterInfo, Peer, QdrantClient, RemovePeer, ReplicaState};
 
@@ -21,13 +22,15 @@ const STEP_WAIT: Duration = Duration::from_secs(20);
 /// step is at most this plus one reconcile.
 const POLL: Duration = Duration::from_millis(200);
 
-/// Where a drain stands after one call.
+/// Where an operation stands after one call.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Drain {
-    /// A step was taken, or a transfer is under way; call again soon. The text says what.
+pub enum Progress {
+    /// A step was taken, or a transfer is under way; call again soon. The text says what, and
+    /// `peer` is the peer being drained, if any.
     Working { step: String, peer: Option<u64> },
-    /// No peer to remove is in consensus any more: the StatefulSet may shrink.
-    Drained,
+    /// Nothing is left to do: for a drain, no peer to remove is in consensus any more (the
+    /// StatefulSet may shrink); for a rebalance, the placement is as even as it gets.
+    Done,
     /// Going on would lose data; nothing is done until the cluster changes.
     Blocked { message: String },
     /// Qdrant could not be read, or refused the step; nothing changed. Call again later.
@@ -67,35 +70,55 @@ pub fn pods_to_keep(health: &Health, desired: u32) -> u32 {
 }
 
 /// One step of draining the peers of Pods `desired..` (highest first).
-pub async fn drain_step(client: &QdrantClient, guard: &LeadershipGuard, targets: &[PodTarget], health: &Health, desired: u32) -> Drain {
+pub async fn drain_step(client: &QdrantClient, guard: &LeadershipGuard, targets: &[PodTarget], health: &Health, desired: u32) -> Progress {
     let (leaving, staying) = split(health, desired);
     if leaving.is_empty() {
-        return Drain::Drained;
+        return Progress::Done;
     }
     let (peer, view) = match view(client, targets, health).await {
         Ok(v) => v,
-        Err(message) => return Drain::Unavailable { message },
+        Err(message) => return Progress::Unavailable { message },
     };
     match plan::scale_down_step(&view, &leaving, &staying) {
-        ScaleDownStep::Done => Drain::Drained,
-        blocked @ ScaleDownStep::Blocked { .. } => Drain::Blocked { message: blocked.to_string() },
+        ScaleDownStep::Done => Progress::Done,
+        blocked @ ScaleDownStep::Blocked { .. } => Progress::Blocked { message: blocked.to_string() },
         ScaleDownStep::WaitTransfers(w) => {
-            let text = format!("waiting for the transfer of shard {} of {} from peer {} to peer {}", w.shard_id, w.collection, w.from, w.to);
             wait_transfer(&peer, &w.collection, w.shard_id).await;
-            Drain::Working { step: text, peer: leaving_peer(&view, &leaving) }
+            Progress::Working { step: w.to_string(), peer: leaving_peer(&view, &leaving) }
         }
         ScaleDownStep::Shard(step) => match carry_out(&peer, guard, &step).await {
-            Ok(()) => Drain::Working { step: step.to_string(), peer: leaving_peer(&view, &leaving) },
-            Err(message) => Drain::Unavailable { message },
+            Ok(()) => Progress::Working { step: step.to_string(), peer: leaving_peer(&view, &leaving) },
+            Err(message) => Progress::Unavailable { message },
         },
         ScaleDownStep::RemovePeer { peer: id } => {
             let removed = guard.write(peer.remove_peer(id, RemovePeer::Safe, Some(Duration::from_secs(10)))).await;
             match removed {
-                Ok(Ok(_)) => Drain::Working { step: format!("removed peer {id} from the cluster"), peer: Some(id) },
-                Ok(Err(e)) => Drain::Unavailable { message: format!("removing peer {id}: {e}") },
-                Err(_) => Drain::Unavailable { message: "no longer the leader".into() },
+                Ok(Ok(_)) => Progress::Working { step: format!("removed peer {id} from the cluster"), peer: Some(id) },
+                Ok(Err(e)) => Progress::Unavailable { message: format!("removing peer {id}: {e}") },
+                Err(_) => Progress::Unavailable { message: "no longer the leader".into() },
             }
         }
+    }
+}
+
+/// One step of spreading shard replicas evenly over every peer of the cluster's Pods, after
+/// a scale-up, and of meeting each collection's replication factor. Nothing is ever dropped.
+pub async fn rebalance_step(client: &QdrantClient, guard: &LeadershipGuard, targets: &[PodTarget], health: &Health) -> Progress {
+    let (_, peers) = split(health, u32::MAX);
+    let (peer, view) = match view(client, targets, health).await {
+        Ok(v) => v,
+        Err(message) => return Progress::Unavailable { message },
+    };
+    match plan::rebalance_step(&view, &peers) {
+        RebalanceStep::Done => Progress::Done,
+        RebalanceStep::WaitTransfers(w) => {
+            wait_transfer(&peer, &w.collection, w.shard_id).await;
+            Progress::Working { step: w.to_string(), peer: None }
+        }
+        RebalanceStep::Shard(step) => match carry_out(&peer, guard, &step).await {
+            Ok(()) => Progress::Working { step: step.to_string(), peer: None },
+            Err(message) => Progress::Unavailable { message },
+        },
     }
 }
 

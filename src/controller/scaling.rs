@@ -1,9 +1,11 @@
-//! The Kubernetes half of a scale-down: how many Pods the StatefulSet keeps while Qdrant
-//! drains the peers that go (`operations::scale`), what the status says meanwhile, and the
-//! volumes of drained Pods, deleted once their peers are out of the cluster.
+//! The Kubernetes half of scaling (`operations::scale` is the Qdrant half):
+//! - a scale-down keeps every Pod whose peer Qdrant has not yet drained, then deletes the
+//!   volumes of drained Pods once their peers are out of the cluster;
+//! - a scale-up, once the new peers have joined, spreads shard replicas over them
+//!   (`spec.rebalance`).
 //!
 //! Nothing here is remembered in memory: the StatefulSet's replicas, Qdrant's state and
-//! `status.operation` say where a scale-down stands, so a new leader picks it up where the old
+//! `status.operation` say where an operation stands, so a new leader picks it up where the old
 //! one left it.
 
 use std::time::Duration;
@@ -17,11 +19,12 @@ use kube::{Resource, ResourceExt};
 use super::status::Operation;
 use super::{build, health, Context, RECHECK};
 use crate::crd::{OperationStatus, QdrantCluster};
-use crate::operations::scale::{self, Drain};
+use crate::operations::scale::{self, Progress};
 use crate::operations::Access;
 use crate::Error;
 
 const SCALE_DOWN: &str = "ScaleDown";
+const SCALE_UP: &str = "ScaleUp";
 /// How soon to look again while a drain makes progress: each look is one step.
 const NEXT_STEP: Duration = Duration::from_millis(200);
 /// How soon to look again when Qdrant could not be read or refused a step.
@@ -42,7 +45,11 @@ pub async fn next(ctx: &Context, qc: &QdrantCluster, access: &Access) -> Result<
     let idle = Decision { keep: desired, op: None, requeue: None };
     let sts_api: Api<StatefulSet> = Api::namespaced(ctx.client.clone(), &qc.namespace().unwrap_or_default());
     let Some(current) = sts_api.get_opt(&qc.name_any()).await?.and_then(|s| s.spec?.replicas) else { return Ok(idle) };
-    let recorded = qc.status.as_ref().and_then(|s| s.operation.clone()).filter(|o| o.type_ == SCALE_DOWN);
+    let any = qc.status.as_ref().and_then(|s| s.operation.clone());
+    if current <= desired && any.as_ref().is_none_or(|o| o.type_ == SCALE_UP) {
+        return scale_up(ctx, qc, access, current, any).await;
+    }
+    let recorded = any.filter(|o| o.type_ == SCALE_DOWN);
     let from = recorded.as_ref().map_or(current, |o| o.from_replicas.max(current));
     let op = |step: String, pod: Option<String>, blocked: Option<String>| Some(Operation { status: OperationStatus { type_: SCALE_DOWN.into(), from_replicas: from, step, pod }, blocked });
 
@@ -72,16 +79,52 @@ pub async fn next(ctx: &Context, qc: &QdrantCluster, access: &Access) -> Result<
     // Without a view of the consensus nothing is known to be drained: keep every Pod.
     let keep_draining = if qdrant.peer_count.is_some() { i32::try_from(scale::pods_to_keep(&qdrant, wanted)).unwrap_or(current).min(current) } else { current };
     Ok(match drain {
-        Drain::Drained => Decision { keep: desired, op: op("every peer that goes is out of the cluster".into(), None, None), requeue: Some(Duration::from_secs(1)) },
-        Drain::Working { step, peer } => Decision { keep: keep_draining, op: op(step, pod_of(peer), None), requeue: Some(NEXT_STEP) },
-        Drain::Unavailable { message } => Decision { keep: current, op: op(message, None, None), requeue: Some(RETRY) },
-        Drain::Blocked { message } => {
+        Progress::Done => Decision { keep: desired, op: op("every peer that goes is out of the cluster".into(), None, None), requeue: Some(Duration::from_secs(1)) },
+        Progress::Working { step, peer } => Decision { keep: keep_draining, op: op(step, pod_of(peer), None), requeue: Some(NEXT_STEP) },
+        Progress::Unavailable { message } => Decision { keep: current, op: op(message, None, None), requeue: Some(RETRY) },
+        Progress::Blocked { message } => {
             let first = recorded.as_ref().is_none_or(|o| o.step != message);
             if first {
                 ctx.event(&qc.object_ref(&()), EventType::Warning, "ScaleDownBlocked", message.clone()).await;
             }
             Decision { keep: current, op: op(message.clone(), None, Some(message)), requeue: Some(RECHECK) }
         }
+    })
+}
+
+/// A scale-up: once every new Pod's peer is in the cluster, one rebalancing step per call,
+/// until the placement is as even as it gets. Starts when the StatefulSet has fewer Pods than
+/// wanted and `spec.rebalance` is on; `status.operation` carries it over to the next calls.
+async fn scale_up(ctx: &Context, qc: &QdrantCluster, access: &Access, current: i32, recorded: Option<OperationStatus>) -> Result<Decision, Error> {
+    let desired = qc.spec.replicas;
+    let idle = Decision { keep: desired, op: None, requeue: None };
+    if !qc.spec.rebalance {
+        return Ok(idle);
+    }
+    let from = match &recorded {
+        Some(o) => o.from_replicas,
+        // From no Pods at all (a new cluster, a StatefulSet scaled to 0 by hand) there is
+        // nothing to spread.
+        None if current < desired && current > 0 => current,
+        None => return Ok(idle),
+    };
+    let op = |step: String| Some(Operation { status: OperationStatus { type_: SCALE_UP.into(), from_replicas: from, step, pod: None }, blocked: None });
+    let (targets, qdrant) = health::observe(ctx, qc, access).await?;
+    let joined = (0..desired).all(|i| qdrant.peers.iter().any(|p| p.pod.as_deref() == Some(format!("{}-{i}", qc.name_any()).as_str())));
+    if !joined {
+        return Ok(Decision { keep: desired, op: op(format!("waiting for the peers of all {desired} Pods to join")), requeue: Some(Duration::from_secs(2)) });
+    }
+    let client = match ctx.qdrant.client(access) {
+        Ok(c) => c,
+        Err(e) => return Ok(Decision { keep: desired, op: op(format!("cannot reach Qdrant: {e}")), requeue: Some(RECHECK) }),
+    };
+    Ok(match scale::rebalance_step(&client, &ctx.guard, &targets, &qdrant).await {
+        Progress::Done => {
+            ctx.event(&qc.object_ref(&()), EventType::Normal, "Rebalanced", format!("Scaled up from {from} to {desired} Pods; shard replicas spread over every peer")).await;
+            idle
+        }
+        Progress::Working { step, .. } => Decision { keep: desired, op: op(step), requeue: Some(NEXT_STEP) },
+        Progress::Unavailable { message } | Progress::Blocked { message } => Decision { keep: desired, op: op(message), requeue: Some(RETRY) },
     })
 }
 
