@@ -9,13 +9,7 @@ source "$(dirname "$0")/utils.sh"
 qc=shrink
 trap 'delete_qcs "$qc"' EXIT
 wait_for_operator_ready 120
-apply_qc "$qc" 3 "  apikey: 'true'
-  persistence: {size: 1Gi}"
-wait_until 120 "$qc to be Healthy with 3 peers" qc_status_is "$qc" Healthy
-key=$(secret_key "$qc-apikey" api-key)
-url=$(qdrant_url "$qc-0" "$qc")
-create_collection "$url" "$key" c '{"vectors": {"size": 4, "distance": "Dot"}, "shard_number": 6, "replication_factor": 1}'
-upsert_points "$url" "$key" c 1000
+cluster_with_points "$qc" 3 '{"vectors": {"size": 4, "distance": "Dot"}, "shard_number": 6, "replication_factor": 1}' 1000
 [ "$(count_points "$url" "$key" c)" = 1000 ] || fail "expected 1000 points before the scale-down"
 holders=$(shard_holders "$url" "$key" c)
 [ "$holders" = 3 ] || fail "the 6 shards are on $holders peers, not 3"

@@ -6,13 +6,7 @@ source "$(dirname "$0")/utils.sh"
 qc=shrink-rf2
 trap 'delete_qcs "$qc"' EXIT
 wait_for_operator_ready 120
-apply_qc "$qc" 3 "  apikey: 'true'
-  persistence: {size: 1Gi}"
-wait_until 120 "$qc to be Healthy with 3 peers" qc_status_is "$qc" Healthy
-key=$(secret_key "$qc-apikey" api-key)
-url=$(qdrant_url "$qc-0" "$qc")
-create_collection "$url" "$key" c '{"vectors": {"size": 4, "distance": "Dot"}, "shard_number": 3, "replication_factor": 2}'
-upsert_points "$url" "$key" c 500
+cluster_with_points "$qc" 3 '{"vectors": {"size": 4, "distance": "Dot"}, "shard_number": 3, "replication_factor": 2}' 500
 info "500 points in 3 shards, 2 replicas each, over 3 peers"
 
 kc patch qc "$qc" -n "$TEST_NS" --type merge -p '{"spec":{"replicas":2}}' >/dev/null

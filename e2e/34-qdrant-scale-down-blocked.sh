@@ -14,13 +14,7 @@ cleanup() {
 }
 trap cleanup EXIT
 wait_for_operator_ready 120
-apply_qc "$qc" 3 "  apikey: 'true'
-  persistence: {size: 1Gi}"
-wait_until 120 "$qc to be Healthy with 3 peers" qc_status_is "$qc" Healthy
-key=$(secret_key "$qc-apikey" api-key)
-url=$(qdrant_url "$qc-0" "$qc")
-create_collection "$url" "$key" c '{"vectors": {"size": 4, "distance": "Dot"}, "shard_number": 3, "replication_factor": 1}'
-upsert_points "$url" "$key" c 300
+cluster_with_points "$qc" 3 '{"vectors": {"size": 4, "distance": "Dot"}, "shard_number": 3, "replication_factor": 1}' 300
 peer2=$(qc_field "$qc" ".status.qdrant.peers[?(@.pod==\"$qc-2\")].peerId")
 collection_replicas "$url" "$key" c | awk -v p="$peer2" '$2 == p' | grep -q . || fail "$qc-2 holds no shard of c"
 

@@ -9,13 +9,7 @@ qc=shrink-fo
 trap 'stop_own_sampler; delete_qcs "$qc"' EXIT
 wait_for_operator_ready 120
 with_gauge_sampler
-apply_qc "$qc" 3 "  apikey: 'true'
-  persistence: {size: 1Gi}"
-wait_until 120 "$qc to be Healthy with 3 peers" qc_status_is "$qc" Healthy
-key=$(secret_key "$qc-apikey" api-key)
-url=$(qdrant_url "$qc-0" "$qc")
-create_collection "$url" "$key" c '{"vectors": {"size": 4, "distance": "Dot"}, "shard_number": 6, "replication_factor": 1}'
-upsert_points "$url" "$key" c 1000
+cluster_with_points "$qc" 3 '{"vectors": {"size": 4, "distance": "Dot"}, "shard_number": 6, "replication_factor": 1}' 1000
 since=$(epoch_now)
 
 kc patch qc "$qc" -n "$TEST_NS" --type merge -p '{"spec":{"replicas":1}}' >/dev/null

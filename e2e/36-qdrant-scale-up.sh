@@ -8,13 +8,7 @@ source "$(dirname "$0")/utils.sh"
 qc=grow
 trap 'delete_qcs "$qc"' EXIT
 wait_for_operator_ready 120
-apply_qc "$qc" 1 "  apikey: 'true'
-  persistence: {size: 1Gi}"
-wait_until 120 "$qc to be Healthy" qc_status_is "$qc" Healthy
-key=$(secret_key "$qc-apikey" api-key)
-url=$(qdrant_url "$qc-0" "$qc")
-create_collection "$url" "$key" c '{"vectors": {"size": 4, "distance": "Dot"}, "shard_number": 6, "replication_factor": 2}'
-upsert_points "$url" "$key" c 600
+cluster_with_points "$qc" 1 '{"vectors": {"size": 4, "distance": "Dot"}, "shard_number": 6, "replication_factor": 2}' 600
 info "600 points in 6 shards (replication factor 2) on 1 peer"
 
 kc patch qc "$qc" -n "$TEST_NS" --type merge -p '{"spec":{"replicas":3}}' >/dev/null

@@ -24,7 +24,9 @@ cleanup() {
   kill -CONT "$(apiserver_pid)" 2>/dev/null
   stop_own_sampler
   wait_until 60 "the API server to answer again" apiserver_ready
-  delete_qcs "$qc"
+  # After kube-apiserver was killed, kube-controller-manager's garbage collector can take more
+  # than a minute to watch again (measured once: nothing collected for 60 s after recovery).
+  GC_TIMEOUT=180 delete_qcs "$qc"
 }
 trap cleanup EXIT
 apiserver_ready() { kc get --raw /readyz >/dev/null 2>&1; }

@@ -198,14 +198,14 @@ nothing_left_of() {
   [ -z "$(kc get pods,controllerrevisions -n "$TEST_NS" -l "clustername=$1,component=qdrant" -o name 2>/dev/null)" ]
 }
 
-# delete_qcs NAME...: deletes QdrantClusters, waits until their StatefulSets are gone too, then
-# deletes their PersistentVolumeClaims, which a StatefulSet leaves behind on purpose: the next
-# suite must not find an old cluster's data under the same name.
+# delete_qcs NAME...: deletes QdrantClusters, waits (GC_TIMEOUT, 60 s) until their StatefulSets
+# are gone too, then deletes their PersistentVolumeClaims, which a StatefulSet leaves behind on
+# purpose: the next suite must not find an old cluster's data under the same name.
 delete_qcs() {
   local n
   kc delete qc "$@" -n "$TEST_NS" --ignore-not-found --wait=true >/dev/null 2>&1 || true
   for n in "$@"; do
-    wait_until 60 "StatefulSet $n garbage-collected" absent sts "$n" -n "$TEST_NS"
+    wait_until "${GC_TIMEOUT:-60}" "StatefulSet $n garbage-collected" absent sts "$n" -n "$TEST_NS"
     # A StatefulSet of the same name created while its predecessor's ControllerRevisions are
     # still there adopts them, and starts its Pods from the old template.
     wait_until 60 "the Pods and revisions of $n gone" nothing_left_of "$n"
@@ -392,3 +392,16 @@ for s in r["remote_shards"]:
 
 # shard_holders URL KEY COLLECTION: how many peers hold a replica.
 shard_holders() { collection_replicas "$@" | awk '{ print $2 }' | sort -u | wc -l; }
+
+# cluster_with_points QC REPLICAS COLLECTION_BODY POINTS: a Healthy cluster with an API key and
+# persistent volumes, whose collection c (created with COLLECTION_BODY) holds points 1..POINTS;
+# sets `key` and `url` (Pod 0's REST API) for the suite.
+cluster_with_points() {
+  apply_qc "$1" "$2" "  apikey: 'true'
+  persistence: {size: 1Gi}"
+  wait_until 120 "$1 to be Healthy" qc_status_is "$1" Healthy
+  key=$(secret_key "$1-apikey" api-key)
+  url=$(qdrant_url "$1-0" "$1")
+  create_collection "$url" "$key" c "$3"
+  upsert_points "$url" "$key" c "$4"
+}
