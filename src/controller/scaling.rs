@@ -30,16 +30,17 @@ const NEXT_STEP: Duration = Duration::from_millis(200);
 /// How soon to look again when Qdrant could not be read or refused a step.
 const RETRY: Duration = Duration::from_secs(5);
 
-/// What the reconcile does about a scale-down: the Pods the StatefulSet keeps, the operation
-/// to show, and when to look again (`None`: on the next change).
+/// What the reconcile does about scaling: the Pods the StatefulSet keeps, the operation to
+/// show, and when to look again (`None`: on the next change).
 pub struct Decision {
     pub keep: i32,
     pub op: Option<Operation>,
     pub requeue: Option<Duration>,
 }
 
-/// Takes the next step of a scale-down, if one is under way: draining the highest peer that
-/// goes, removing it from consensus once empty, then deleting drained Pods' volumes.
+/// Takes the next step of the scaling under way, if any. A scale-down drains the highest peer
+/// that goes, removes it from consensus once empty, then deletes drained Pods' volumes; a
+/// scale-up rebalances ([`scale_up`]).
 pub async fn next(ctx: &Context, qc: &QdrantCluster, access: &Access) -> Result<Decision, Error> {
     let desired = qc.spec.replicas;
     let idle = Decision { keep: desired, op: None, requeue: None };
