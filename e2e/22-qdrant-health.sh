@@ -6,12 +6,7 @@
 set -euo pipefail
 source "$(dirname "$0")/utils.sh"
 qc=health
-stopped=""
-cleanup() {
-  [ -z "$stopped" ] || kill -CONT "$stopped" 2>/dev/null || true
-  delete_qcs "$qc"
-}
-trap cleanup EXIT
+trap 'thaw_qpods; delete_qcs "$qc"' EXIT
 wait_for_operator_ready 120
 apply_qc "$qc" 3 "  apikey: 'true'"
 wait_until 120 "$qc to be Healthy" qc_status_is "$qc" Healthy
@@ -38,17 +33,14 @@ info "Healthy: 3 peers, Raft leader $leader, peer ids as Qdrant reports them; ku
 # Freeze a peer that is not the Raft leader: it neither answers nor dies.
 victim=$qc-0
 [ "$victim" != "$leader" ] || victim=$qc-1
-stopped=$(qpod_pid "$victim")
-[ -n "$stopped" ] || fail "no process for $victim (needs the local plane's runner)"
-kill -STOP "$stopped"
-info "froze $victim (pid $stopped)"
+freeze_qpod "$victim"
+info "froze $victim"
 wait_until 90 "$qc to be Degraded, naming $victim" unhealthy_with "$qc" PeerUnreachable "$victim"
 qdrant_health_is "$qc" Degraded || fail "status.qdrant.health is not Degraded"
 [ "$(qc_field "$qc" '.status.conditions[?(@.type=="Degraded")].status')" = "True" ] || fail "the Degraded condition is not True"
 info "Degraded: $(healthy_condition "$qc" message)"
 
-kill -CONT "$stopped"
-stopped=""
+thaw_qpods
 wait_until 90 "$qc to be Healthy again" qc_status_is "$qc" Healthy
 [ "$(healthy_condition "$qc" status)" = "True" ] || fail "the Healthy condition is not True"
 info "thawed $victim: Healthy again"

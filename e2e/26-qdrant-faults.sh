@@ -8,9 +8,8 @@
 set -euo pipefail
 source "$(dirname "$0")/utils.sh"
 qc=faults
-stopped=""
 cleanup() {
-  [ -z "$stopped" ] || kill -CONT "$stopped" 2>/dev/null || true
+  thaw_qpods
   if [ -z "${QDRANT_BIN:-}" ]; then
     qdrant_http POST "$(qdrant_url "$qc-1" "$qc")/__standin/heal" >/dev/null || true
   fi
@@ -37,14 +36,11 @@ calm() {
   info "$1: $calls GET /cluster calls in 20 s, same leader, no restart"
 }
 
-stopped=$(qpod_pid "$qc-2")
-[ -n "$stopped" ] || fail "no process for $qc-2 (needs the local plane's runner)"
-kill -STOP "$stopped"
+freeze_qpod "$qc-2"
 wait_until 90 "$qc to report $qc-2 unreachable" unhealthy_with "$qc" PeerUnreachable "$qc-2: unreachable"
 info "frozen peer: $(healthy_condition "$qc" message)"
 calm "frozen peer"
-kill -CONT "$stopped"
-stopped=""
+thaw_qpods
 wait_until 90 "$qc to be Healthy again" qc_status_is "$qc" Healthy
 
 if [ -n "${QDRANT_BIN:-}" ]; then

@@ -7,20 +7,13 @@
 set -euo pipefail
 source "$(dirname "$0")/utils.sh"
 qc=blocked
-stopped=""
-cleanup() {
-  [ -z "$stopped" ] || kill -CONT "$stopped" 2>/dev/null || true
-  delete_qcs "$qc"
-}
-trap cleanup EXIT
+trap 'thaw_qpods; delete_qcs "$qc"' EXIT
 wait_for_operator_ready 120
 cluster_with_points "$qc" 3 '{"vectors": {"size": 4, "distance": "Dot"}, "shard_number": 3, "replication_factor": 1}' 300
 peer2=$(qc_field "$qc" ".status.qdrant.peers[?(@.pod==\"$qc-2\")].peerId")
 collection_replicas "$url" "$key" c | awk -v p="$peer2" '$2 == p' | grep -q . || fail "$qc-2 holds no shard of c"
 
-stopped=$(qpod_pid "$qc-2")
-[ -n "$stopped" ] || fail "no process for $qc-2 (needs the local plane's runner)"
-kill -STOP "$stopped"
+freeze_qpod "$qc-2"
 kc patch qc "$qc" -n "$TEST_NS" --type merge -p '{"spec":{"replicas":2}}' >/dev/null
 blocked() {
   [ "$(qc_field "$qc" '.status.conditions[?(@.type=="ScaleDownBlocked")].status')" = True ] \
@@ -34,8 +27,7 @@ exists pod "$qc-2" -n "$TEST_NS" || fail "$qc-2 was deleted"
 exists pvc "qdrant-storage-$qc-2" -n "$TEST_NS" || fail "the volume of $qc-2 was deleted"
 info "every Pod and volume kept"
 
-kill -CONT "$stopped"
-stopped=""
+thaw_qpods
 scaled() { qc_converged "$qc" && [ -z "$(qc_field "$qc" .status.operation.type)" ] && [ "$(qc_field "$qc" .status.qdrant.peerCount)" = 2 ]; }
 wait_until 240 "$qc to drain down to 2 peers once $qc-2 answers" scaled
 [ "$(count_points "$url" "$key" c)" = 300 ] || fail "after the scale-down: $(count_points "$url" "$key" c) points, not 300"

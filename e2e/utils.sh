@@ -328,6 +328,22 @@ secret_key() { kc get secret "$1" -n "$TEST_NS" -o jsonpath="{.data.$2}" | base6
 # qpod_pid POD: the PID of a Qdrant Pod's process (local plane only).
 qpod_pid() { cat "$E2E_STATE/pids/qpod.$TEST_NS.$1.pid" 2>/dev/null; }
 
+# freeze_qpod POD: stops a Qdrant Pod's process (SIGSTOP): it neither answers nor dies.
+# thaw_qpods resumes every process the suite froze; call it from the suite's trap too.
+FROZEN=()
+freeze_qpod() {
+  local pid
+  pid=$(qpod_pid "$1")
+  [ -n "$pid" ] || fail "no process for $1 (needs the local plane's runner)"
+  kill -STOP "$pid"
+  FROZEN+=("$pid")
+}
+thaw_qpods() {
+  local p
+  for p in "${FROZEN[@]}"; do kill -CONT "$p" 2>/dev/null || true; done
+  FROZEN=()
+}
+
 # qdrant_health_is NAME HEALTH: status.qdrant.health (Healthy, Degraded) for the current
 # generation.
 qdrant_health_is() {

@@ -20,8 +20,8 @@ use reqwest::{StatusCode, Url};
 use super::{Access, Qdrant};
 use crate::crd::{QdrantHealthStatus, QdrantPeerStatus};
 use crate::qdrant::{
-    ClusterInfo, ClusterStatus, CollectionClusterInfo, ConsensusThreadStatus, Peer, QdrantClient,
-    QdrantError, ReplicaState,
+    truncate, ClusterInfo, ClusterStatus, CollectionClusterInfo, ConsensusThreadStatus, Peer,
+    QdrantClient, QdrantError, ReplicaState,
 };
 
 #[cfg(test)]
@@ -465,18 +465,6 @@ fn plural(n: usize, one: &str, many: &str) -> String {
     } else {
         format!("{n} {many}")
     }
-}
-
-fn truncate(mut text: String, max: usize) -> String {
-    if text.len() > max {
-        let mut cut = max;
-        while !text.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        text.truncate(cut);
-        text.push('…');
-    }
-    text
 }
 
 /// The ordinal of a StatefulSet Pod (`my-cluster-2` → 2), for ordering.

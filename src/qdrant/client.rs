@@ -572,12 +572,13 @@ fn error_message(status: StatusCode, body: &[u8]) -> String {
     if text.is_empty() {
         return status.canonical_reason().unwrap_or("no message").to_owned();
     }
-    truncate(text)
+    truncate(text, MAX_MESSAGE)
 }
 
-fn truncate(mut text: String) -> String {
-    if text.len() > MAX_MESSAGE {
-        let mut cut = MAX_MESSAGE;
+/// `text` cut to at most `max` bytes (on a character boundary), with `…` when cut.
+pub(crate) fn truncate(mut text: String, max: usize) -> String {
+    if text.len() > max {
+        let mut cut = max;
         while !text.is_char_boundary(cut) {
             cut -= 1;
         }

@@ -15,6 +15,7 @@ mod types;
 mod tests;
 
 pub use client::{ClientConfig, Peer, QdrantClient, RemovePeer, ENDPOINTS};
+pub(crate) use client::truncate;
 pub use error::{ConfigError, QdrantError};
 pub use metrics::{QdrantMetrics, RESULTS};
 pub use types::{
