@@ -73,6 +73,8 @@ can delete lease/someone-else -n "$OPERATOR_NS" && fail "can delete another Leas
 can update lease/qdrant-operator -n "$TEST_NS" && fail "can update a Lease outside its namespace"
 can patch pods -n "$TEST_NS" && fail "can patch Pods outside its namespace"
 can delete pods -n "$OPERATOR_NS" && fail "can delete Pods"
+can delete pods -n "$TEST_NS" && fail "can delete Qdrant Pods (a rolling restart evicts them)"
+can create pods --subresource=eviction -n "$TEST_NS" || fail "cannot evict Qdrant Pods for a rolling restart"
 can update qdrantclusters -n "$TEST_NS" && fail "can change QdrantCluster specs"
 can delete statefulsets -n "$TEST_NS" && fail "can delete StatefulSets"
 can '*' '*' && fail "has a wildcard grant"

@@ -421,3 +421,46 @@ cluster_with_points() {
   create_collection "$url" "$key" c "$3"
   upsert_points "$url" "$key" c "$4"
 }
+
+# --- rolling restarts ---
+
+# start_restart_sampler QC: records QC's Qdrant Pods and the replica states of collection c
+# in the background (e2e/restart_sampler.py; needs `key`); sets RESTART_SAMPLES and
+# RESTART_SAMPLER. Stop it with stop_restart_sampler (from the suite's trap too).
+RESTART_SAMPLER=""
+start_restart_sampler() {
+  RESTART_SAMPLES=$E2E_STATE/restart-$1-$$.jsonl
+  mkdir -p "$E2E_STATE/logs"
+  QDRANT_KEY=$key python3 -u "$E2E_DIR/restart_sampler.py" "$RESTART_SAMPLES" "$TEST_NS" "$1" c >>"$E2E_STATE/logs/restart-sampler.log" 2>&1 &
+  RESTART_SAMPLER=$!
+}
+stop_restart_sampler() { [ -z "$RESTART_SAMPLER" ] || kill "$RESTART_SAMPLER" 2>/dev/null || true; }
+
+# rolling_restart_start QC: a Healthy 3-Pod cluster QC whose collection c holds 300 points in 6
+# shards with replication factor 2, sampled from now on (start_restart_sampler); sets `key`,
+# `url`, `before` (a file of the Pods' uids now) and `since`.
+rolling_restart_start() {
+  cluster_with_points "$1" 3 '{"vectors": {"size": 4, "distance": "Dot"}, "shard_number": 6, "replication_factor": 2}' 300
+  wait_until 60 "$1 to be Healthy" qdrant_health_is "$1" Healthy
+  before=$E2E_STATE/restart-$1-before.txt
+  qpod_uids "$1" >"$before"
+  start_restart_sampler "$1"
+  since=$(epoch_now)
+}
+
+# qpod_uids QC: the uids of QC's Qdrant Pods, one per line.
+qpod_uids() { kc get pods -n "$TEST_NS" -l "clustername=$1,component=qdrant" -o jsonpath='{range .items[*]}{.metadata.uid}{"\n"}{end}'; }
+
+# restarted_all QC BEFORE_FILE: every one of QC's Pods has a uid not in BEFORE_FILE, and QC
+# is converged with no operation under way and Qdrant Healthy.
+restarted_all() {
+  local uid
+  for uid in $(qpod_uids "$1"); do grep -qx "$uid" "$2" && return 1; done
+  qc_converged "$1" && [ -z "$(qc_field "$1" .status.operation.type)" ] && qdrant_health_is "$1" Healthy
+}
+
+# check_rolling_restart QC N BEFORE_FILE SINCE: the rolling-restart proof (e2e/restart_check.py)
+# over the samples since SINCE and the Pods' start times.
+check_rolling_restart() {
+  python3 "$E2E_DIR/restart_check.py" "$RESTART_SAMPLES" "$TEST_NS" "$1" "$2" "$3" "$4"
+}

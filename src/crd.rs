@@ -266,14 +266,14 @@ pub struct QdrantClusterStatus {
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct OperationStatus {
-    /// `ScaleDown`.
+    /// `ScaleDown`, `ScaleUp` or `RollingRestart`.
     #[serde(rename = "type")]
     pub type_: String,
-    /// Pods the StatefulSet had when the operation began: the volumes of the Pods from `spec.replicas` up to this are deleted once their peers are out of the cluster.
+    /// Pods the StatefulSet had when the operation began. After a scale-down, the volumes of the Pods from `spec.replicas` up to this are deleted once their peers are out of the cluster.
     pub from_replicas: i32,
     /// The step under way, or what it waits for, in words.
     pub step: String,
-    /// The Pod whose peer is being drained.
+    /// The Pod whose peer is being drained, or the Pod being restarted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pod: Option<String>,
 }

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec};
+use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec, StatefulSetUpdateStrategy};
 use k8s_openapi::api::core::v1::{
     Affinity, Capabilities, ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource, EnvVar,
     ExecAction, HTTPGetAction, KeyToPath, Lifecycle, LifecycleHandler, PersistentVolumeClaim, PersistentVolumeClaimSpec,
@@ -498,6 +498,9 @@ pub fn build(qc: &QdrantCluster, keys: &Keys, generated: (bool, bool)) -> Childr
             replicas: Some(spec.replicas),
             service_name: Some(headless_name(&name)),
             pod_management_policy: Some("Parallel".into()),
+            // The operator restarts Pods itself, one at a time, each once Qdrant is whole
+            // again (`restart`): the StatefulSet controller would only wait for readiness.
+            update_strategy: Some(StatefulSetUpdateStrategy { type_: Some("OnDelete".into()), rolling_update: None }),
             selector: LabelSelector { match_labels: Some(selector_labels(&name)), ..Default::default() },
             template: PodTemplateSpec {
                 metadata: Some(ObjectMeta {
@@ -583,6 +586,7 @@ mod tests {
         assert_eq!(s.replicas, Some(1));
         assert_eq!(s.service_name.as_deref(), Some("my-cluster-headless"));
         assert_eq!(s.pod_management_policy.as_deref(), Some("Parallel"));
+        assert_eq!(s.update_strategy.as_ref().and_then(|u| u.type_.as_deref()), Some("OnDelete"));
         assert_eq!(s.selector.match_labels.as_ref().unwrap(), &selector_labels("my-cluster"));
         let owner = &sts.metadata.owner_references.as_ref().unwrap()[0];
         assert_eq!((owner.kind.as_str(), owner.name.as_str(), owner.controller), ("QdrantCluster", "my-cluster", Some(true)));

@@ -9,6 +9,7 @@ pub mod decode;
 pub mod scaling;
 pub mod health;
 pub mod pods;
+pub mod restart;
 pub mod status;
 pub mod validate;
 
@@ -221,8 +222,16 @@ async fn reconcile_inner(cached: &Stored, ctx: &Context) -> Result<Action, Error
             return Err(e);
         }
     };
+    // A rolling restart waits for any scaling to finish: both move Qdrant's peers.
+    let (op, requeue) = match scaling.op {
+        Some(op) => (Some(op), scaling.requeue),
+        None => {
+            let restart = restart::step(ctx, qc, &sts, &access).await?;
+            (restart.op, restart.requeue.or(scaling.requeue))
+        }
+    };
     let old = qc.status.clone().unwrap_or_default();
-    health::refresh(ctx, qc, &sts, &access, scaling.op).await?;
+    health::refresh(ctx, qc, &sts, &access, op).await?;
     ctx.set_access(&qc.metadata, access);
     let obj = qc.object_ref(&());
     if old.observed_generation.is_none() {
@@ -235,7 +244,7 @@ async fn reconcile_inner(cached: &Stored, ctx: &Context) -> Result<Action, Error
     }
     // Qdrant's state changes without any Kubernetes event: `health::refresh_loop` looks again,
     // or this reconcile, soon, while an operation goes on.
-    Ok(scaling.requeue.map_or_else(Action::await_change, Action::requeue))
+    Ok(requeue.map_or_else(Action::await_change, Action::requeue))
 }
 
 /// Runs on every replica. A follower returns at once without writing; the leader runs the

@@ -1,7 +1,7 @@
-//! A slim index of Qdrant Pods, kept by one watch: for each cluster, its Pods' names and
-//! whether Kubernetes counts them Ready. Health checks read it instead of listing Pods, so
-//! an idle operator sends no LIST, and only these two facts per Pod stay in memory (a Pod
-//! object is a few kilobytes).
+//! A slim index of Qdrant Pods, kept by one watch: for each cluster, its Pods' names, whether
+//! Kubernetes counts them Ready, and their StatefulSet revision. Health checks and the rolling
+//! restart read it instead of listing Pods, so an idle operator sends no LIST, and only these
+//! few facts per Pod stay in memory (a Pod object is a few kilobytes).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
@@ -17,8 +17,19 @@ use crate::kube_client::watch_backoff;
 /// The Qdrant Pods of every cluster: the label the StatefulSet's template gives them.
 const QDRANT_PODS: &str = "component=qdrant";
 
-/// `(namespace, cluster)` → Pod name → Ready.
-type Pods = HashMap<(String, String), BTreeMap<String, bool>>;
+/// The label the StatefulSet controller puts on each Pod: the revision it was made from.
+pub const REVISION_LABEL: &str = "controller-revision-hash";
+
+/// What the index keeps of one Pod.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PodState {
+    pub ready: bool,
+    /// The StatefulSet revision the Pod was made from (`controller-revision-hash`).
+    pub revision: Option<String>,
+}
+
+/// `(namespace, cluster)` → Pod name → state.
+type Pods = HashMap<(String, String), BTreeMap<String, PodState>>;
 
 #[derive(Clone, Default)]
 pub struct PodIndex {
@@ -29,9 +40,15 @@ impl PodIndex {
     /// The Pods of one cluster, as `(name, ready)` by name; `None` until the first listing is
     /// complete, so that a cluster is never judged on a half-filled index.
     pub fn pods(&self, namespace: &str, cluster: &str) -> Option<Vec<(String, bool)>> {
+        Some(self.states(namespace, cluster)?.into_iter().map(|(n, s)| (n, s.ready)).collect())
+    }
+
+    /// The Pods of one cluster with everything the index keeps of them, by name; `None` until
+    /// the first listing is complete.
+    pub fn states(&self, namespace: &str, cluster: &str) -> Option<Vec<(String, PodState)>> {
         let inner = self.inner.read().unwrap_or_else(|p| p.into_inner());
         let pods = inner.as_ref()?;
-        Some(pods.get(&(namespace.to_owned(), cluster.to_owned())).map(|m| m.iter().map(|(n, r)| (n.clone(), *r)).collect()).unwrap_or_default())
+        Some(pods.get(&(namespace.to_owned(), cluster.to_owned())).map(|m| m.iter().map(|(n, s)| (n.clone(), s.clone())).collect()).unwrap_or_default())
     }
 
     /// Keeps the index until the watch ends (never, short of the process).
@@ -52,14 +69,14 @@ impl PodIndex {
         match event {
             watcher::Event::Init => *building = Some(Pods::new()),
             watcher::Event::InitApply(pod) => {
-                if let (Some(b), Some((key, name, ready))) = (building.as_mut(), entry(&pod)) {
-                    b.entry(key).or_default().insert(name, ready);
+                if let (Some(b), Some((key, name, state))) = (building.as_mut(), entry(&pod)) {
+                    b.entry(key).or_default().insert(name, state);
                 }
             }
             watcher::Event::InitDone => *self.write() = Some(building.take().unwrap_or_default()),
             watcher::Event::Apply(pod) => {
-                if let (Some(pods), Some((key, name, ready))) = (self.write().as_mut(), entry(&pod)) {
-                    pods.entry(key).or_default().insert(name, ready);
+                if let (Some(pods), Some((key, name, state))) = (self.write().as_mut(), entry(&pod)) {
+                    pods.entry(key).or_default().insert(name, state);
                 }
             }
             watcher::Event::Delete(pod) => {
@@ -80,10 +97,11 @@ impl PodIndex {
     }
 }
 
-/// Where a Pod goes in the index: its cluster (the `clustername` label), name and readiness.
-fn entry(pod: &Pod) -> Option<((String, String), String, bool)> {
+/// Where a Pod goes in the index: its cluster (the `clustername` label), name and state.
+fn entry(pod: &Pod) -> Option<((String, String), String, PodState)> {
     let cluster = pod.labels().get("clustername")?.clone();
-    Some(((pod.namespace().unwrap_or_default(), cluster), pod.name_any(), is_ready(pod)))
+    let state = PodState { ready: is_ready(pod), revision: pod.labels().get(REVISION_LABEL).cloned() };
+    Some(((pod.namespace().unwrap_or_default(), cluster), pod.name_any(), state))
 }
 
 /// Whether Kubernetes counts the Pod Ready (its `Ready` condition is True).
@@ -120,9 +138,12 @@ mod tests {
         assert_eq!(index.pods("ns", "b"), Some(vec![]));
         assert_eq!(index.pods("other", "a"), Some(vec![]));
 
-        index.handle(watcher::Event::Apply(pod("a", "a-1", true)), &mut b);
+        let mut updated = pod("a", "a-1", true);
+        updated.metadata.labels.as_mut().unwrap().insert(REVISION_LABEL.into(), "a-7f".into());
+        index.handle(watcher::Event::Apply(updated), &mut b);
         index.handle(watcher::Event::Delete(pod("a", "a-0", true)), &mut b);
         assert_eq!(index.pods("ns", "a"), Some(vec![("a-1".into(), true)]));
+        assert_eq!(index.states("ns", "a"), Some(vec![("a-1".into(), PodState { ready: true, revision: Some("a-7f".into()) })]));
 
         // A relisting replaces everything: a Pod deleted while the watch was down is gone.
         index.handle(watcher::Event::Init, &mut b);

@@ -16,15 +16,13 @@ use kube::api::{Api, DeleteParams};
 use kube::runtime::events::EventType;
 use kube::{Resource, ResourceExt};
 
-use super::status::Operation;
+use super::status::{Operation, OP_SCALE_DOWN as SCALE_DOWN, OP_SCALE_UP as SCALE_UP};
 use super::{build, health, Context, RECHECK};
 use crate::crd::{OperationStatus, QdrantCluster};
 use crate::operations::scale::{self, Progress};
 use crate::operations::Access;
 use crate::Error;
 
-const SCALE_DOWN: &str = "ScaleDown";
-const SCALE_UP: &str = "ScaleUp";
 /// How soon to look again while a drain makes progress: each look is one step.
 const NEXT_STEP: Duration = Duration::from_millis(200);
 /// How soon to look again when Qdrant could not be read or refused a step.

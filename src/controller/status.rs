@@ -102,6 +102,11 @@ pub fn from_stateful_set(qc: &QdrantCluster, sts: &StatefulSet, now: &Time) -> Q
     }
 }
 
+/// `status.operation.type` of a scale-down, a scale-up and a rolling restart.
+pub const OP_SCALE_DOWN: &str = "ScaleDown";
+pub const OP_SCALE_UP: &str = "ScaleUp";
+pub const OP_ROLLING_RESTART: &str = "RollingRestart";
+
 /// A Qdrant operation to show in the status: what it is (see [`OperationStatus`]) and, when
 /// it cannot go on, why.
 pub struct Operation {
@@ -110,35 +115,34 @@ pub struct Operation {
 }
 
 /// Adds the operation under way, if any, to a status made by [`with_health`]: `operation`,
-/// `qdrantStatus: OperationInProgress` with the step as the message, and the condition
-/// `ScaleDownBlocked` (True, reason `DataWouldBeLost`, when the drain cannot go on).
+/// `qdrantStatus: OperationInProgress` with the step as the message, and, for a scale-down, the
+/// condition `ScaleDownBlocked` (True, reason `DataWouldBeLost`, when the drain cannot go on).
 pub fn with_operation(mut status: QdrantClusterStatus, op: Option<Operation>, desired: i32, previous: &[Condition], now: &Time) -> QdrantClusterStatus {
     status.conditions.retain(|c| c.type_ != "ScaleDownBlocked");
     let Some(op) = op else {
         status.operation = None;
         return status;
     };
-    if op.status.from_replicas <= desired {
-        // A scale-up: no ScaleDownBlocked condition.
-        status.qdrant_status = Some(Phase::OperationInProgress);
-        status.reason = Some(op.status.type_.clone());
-        status.message = Some(format!("scaling up from {} to {desired} Pods: {}", op.status.from_replicas, op.status.step));
-        status.operation = Some(op.status);
-        return status;
-    }
-    let g = status.observed_generation;
-    let (blocked, reason, message) = match &op.blocked {
-        Some(m) => (true, "DataWouldBeLost", m.clone()),
-        None => (false, "Draining", op.status.step.clone()),
-    };
-    status.conditions.push(condition("ScaleDownBlocked", blocked, reason, &message, g, previous, now));
     status.qdrant_status = Some(Phase::OperationInProgress);
-    status.reason = Some(if blocked { "ScaleDownBlocked" } else { "ScaleDown" }.into());
-    status.message = Some(format!("scaling down from {} to {desired} Pods: {message}", op.status.from_replicas));
+    let from = op.status.from_replicas;
+    let (reason, message) = match op.status.type_.as_str() {
+        OP_SCALE_DOWN => {
+            let g = status.observed_generation;
+            let (blocked, reason, message) = match &op.blocked {
+                Some(m) => (true, "DataWouldBeLost", m.clone()),
+                None => (false, "Draining", op.status.step.clone()),
+            };
+            status.conditions.push(condition("ScaleDownBlocked", blocked, reason, &message, g, previous, now));
+            (if blocked { "ScaleDownBlocked" } else { OP_SCALE_DOWN }, format!("scaling down from {from} to {desired} Pods: {message}"))
+        }
+        OP_SCALE_UP => (OP_SCALE_UP, format!("scaling up from {from} to {desired} Pods: {}", op.status.step)),
+        other => (other, format!("restarting Pods one at a time: {}", op.status.step)),
+    };
+    status.reason = Some(reason.into());
+    status.message = Some(message);
     status.operation = Some(op.status);
     status
 }
-
 
 /// Adds Qdrant's own health (see `operations::health::assess`) to a status made by
 /// [`from_stateful_set`]: `status.qdrant`, the `Healthy` condition, and:
@@ -365,6 +369,12 @@ mod tests {
         let u = with_operation(from_stateful_set(&qc(3), &sts(3, 3), &at(0)), Some(up), 3, &[], &at(0));
         assert_eq!((u.reason.as_deref(), u.message.as_deref()), (Some("ScaleUp"), Some("scaling up from 1 to 3 Pods: replicate shard 0")));
         assert!(u.conditions.iter().all(|c| c.type_ != "ScaleDownBlocked"));
+
+        // A rolling restart names its step, without the scale-down's condition.
+        let rr = Operation { status: OperationStatus { type_: OP_ROLLING_RESTART.into(), from_replicas: 3, step: "restarting c-2".into(), pod: Some("c-2".into()) }, blocked: None };
+        let r = with_operation(from_stateful_set(&qc(3), &sts(3, 3), &at(0)), Some(rr), 3, &[], &at(0));
+        assert_eq!((r.reason.as_deref(), r.message.as_deref()), (Some("RollingRestart"), Some("restarting Pods one at a time: restarting c-2")));
+        assert!(r.conditions.iter().all(|c| c.type_ != "ScaleDownBlocked"));
 
         // Done: no operation, no condition.
         let s = with_operation(s, None, 1, &[], &at(0));
