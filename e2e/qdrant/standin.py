@@ -4,8 +4,9 @@
 Real Qdrant cannot be installed on the test machines, so this program answers Qdrant's REST
 API (paths, bodies and status codes as in Qdrant's OpenAPI documents) and behaves like a
 Qdrant cluster where the operator can observe it: peers join through `--bootstrap`, keep their
-peer id and data across restarts, spread collection shards over peers, move and replicate
-shards in transfers that take real time, and lose points when the last replica goes away.
+peer id and data across restarts (re-synchronising replicas that may have missed writes),
+spread collection shards over peers, move and replicate shards in transfers that take real
+time, and lose points when the last replica goes away.
 
 It is started like the real binary (same flags, config file and `QDRANT__...` variables), so
 a test can swap it for `QDRANT_BIN=/path/to/qdrant`. Python 3.11 standard library only.
@@ -42,12 +43,26 @@ TITLE = "qdrant - vector search engine"
 # watch a transfer in progress.
 TRANSFER_SECONDS = float(os.environ.get("QDRANT_STANDIN_TRANSFER_SECONDS", "1.0"))
 TRANSFER_SECONDS_PER_POINT = 0.0005
+# A peer restarted from its storage re-synchronises its replicas that have an Active copy on
+# another peer; they stay Partial this long (the time the copy takes). 0 turns that off.
+RECOVERY_SECONDS = float(os.environ.get("QDRANT_STANDIN_RECOVERY_SECONDS", "2.0"))
+RECOVERY_RETRY_SECONDS = 0.5
 FAULTS_ENABLED = os.environ.get("QDRANT_STANDIN_FAULTS") == "1"
 # A follower counts as gone (the leader stops waiting for its acknowledgement) when it has
 # not polled for this long.
 FOLLOWER_SILENCE = 3.0
 LONG_POLL_SECONDS = 2.0
 REPLICA_STATES_WRITABLE = ("Active", "Partial")
+
+
+def version_tuple(text):
+    """(1, 16, 3) from "1.16.3" (a suffix such as "-dev" is ignored), compared numerically."""
+    return tuple(int(x) for x in re.findall(r"\d+", text.split("-")[0])[:3])
+
+
+# Qdrant 1.17.1 (PR #8301) lets a new peer bootstrap with the URI of a registered peer that
+# holds no shards, replacing it; before (PR #7375, 1.16) any reuse by another peer id is refused.
+REPLACES_EMPTY_PEER_ON_URI_REUSE = version_tuple(VERSION) >= (1, 17, 1)
 
 
 class ApiError(Exception):
@@ -614,7 +629,14 @@ class Node:
         self.last_sync = now_rfc3339()
         self.ready = False
         self.removed = False
+        # Set when a restart from storage still has to mark replicas for recovery through
+        # consensus (until then /readyz answers 503); `recovering` maps each replica being
+        # recovered, (collection, shard id), to the point keys written to it since.
+        self.recovery_pending = False
+        self.recovering = {}
         self.stopping = threading.Event()
+        self.exit_status = 0
+        self.on_abort = lambda: None  # main() makes this stop the servers
         self.operation_id = 0
         os.makedirs(self.storage, exist_ok=True)
         state_file = self.state_path()
@@ -628,8 +650,10 @@ class Node:
             self.removed = saved.get("removed", False)
             self.bootstrap = None
             self.load_local_shards()
-            if self.is_leader() or not self.cluster_enabled:
-                self.ready = True
+            self.recovery_pending = self.cluster_enabled and RECOVERY_SECONDS > 0 and not self.removed
+            # A follower is ready once synced with the leader (consensus_loop); a leader once
+            # it has marked its replicas for recovery.
+            self.ready = not self.cluster_enabled or (self.is_leader() and not self.recovery_pending)
         else:
             # Random 63-bit ids above 2^53, so clients that parse JSON numbers as doubles break
             # visibly instead of once in a thousand runs.
@@ -743,19 +767,20 @@ class Node:
             self.meta = meta
             self.after_state_change()
 
-    def propose(self, op):
-        """Runs a metadata operation through the leader; returns once this peer has applied it."""
+    def propose(self, op, proposer=None):
+        """Runs a metadata operation through the leader; returns once this peer has applied it.
+        `proposer`: the follower that forwarded it, which applies the answer itself."""
         with self.lock:
             leader_here = self.is_leader()
             leader_uri = None if leader_here else self.peer_uri(self.meta["leader"])
         if leader_here:
             commit = self.apply_op(op)
-            self.wait_for_followers(commit)
+            self.wait_for_followers(commit, proposer)
             return
         with self.lock:
             self.pending_proposals += 1
         try:
-            answer = p2p_call(leader_uri, "POST", "/p2p/propose", op, self.api_key, timeout=15)
+            answer = p2p_call(leader_uri, "POST", f"/p2p/propose?peer_id={self.peer_id}", op, self.api_key, timeout=15)
         except PeerUnreachable as e:
             self.note_send_failure(leader_uri, str(e))
             raise ApiError(500, f"Service internal error: consensus leader is unreachable: {e}") from e
@@ -765,9 +790,10 @@ class Node:
         if "meta" in answer:
             self.adopt(answer["meta"])
 
-    def wait_for_followers(self, commit, timeout=1.0):
+    def wait_for_followers(self, commit, proposer=None, timeout=1.0):
         """Lets the leader answer only once every live follower has applied `commit`, so a
-        client may read its own write from any peer (the short wait is bounded)."""
+        client may read its own write from any peer (the short wait is bounded). The proposer
+        is not waited for: it may be the very thread that would poll (begin_recovery)."""
         deadline = time.monotonic() + timeout
         with self.lock:
             while self.is_leader():  # a leader that handed over has nobody to wait for
@@ -775,7 +801,7 @@ class Node:
                 lagging = [
                     p
                     for p in self.meta["peers"]
-                    if int(p) != self.peer_id and self.acks.get(int(p), (0, 0))[0] < commit and now - self.acks.get(int(p), (0, 0))[1] < FOLLOWER_SILENCE
+                    if int(p) not in (self.peer_id, proposer) and self.acks.get(int(p), (0, 0))[0] < commit and now - self.acks.get(int(p), (0, 0))[1] < FOLLOWER_SILENCE
                 ]
                 if not lagging or now >= deadline:
                     return
@@ -800,21 +826,28 @@ class Node:
     # -- operations (leader side; `m` is a copy of the metadata to change) -------------------
 
     def op_add_peer(self, m, op):
-        want_int(op.get("peer_id"), "peer_id")
-        m["peers"][str(op["peer_id"])] = op["uri"]
+        """Adds a joining peer. Its URI may be registered already only by the same peer id (a
+        rejoin); another id's URI is refused with 409, which makes the joining process exit,
+        except that from 1.17.1 an old peer holding no shards is replaced (see README)."""
+        pid = want_int(op.get("peer_id"), "peer_id")
+        uri = op["uri"]
+        old = next((int(p) for p, u in m["peers"].items() if int(p) != pid and same_uri(u, uri)), None)
+        if old is not None:
+            if not REPLACES_EMPTY_PEER_ON_URI_REUSE:
+                raise ApiError(409, f"peer URI {uri} already used by peer {old}, remove it first or use a different URI")
+            held = shards_on_peer(m, old)
+            if held:
+                raise ApiError(409, f"peer URI {uri} already used by peer {old}, which still holds shards ({describe_shards(held)}); not replacing it, bootstrapping aborted")
+            self.op_remove_peer(m, {"peer_id": old})
+        m["peers"][str(pid)] = uri
 
     def op_remove_peer(self, m, op):
         pid = op["peer_id"]
         if str(pid) not in m["peers"]:
             raise ApiError(404, f"Not found: Peer {pid} does not exist")
-        held = {}
-        for name, coll in sorted(m["collections"].items()):
-            sids = [int(s) for s, replicas in coll["shards"].items() if str(pid) in replicas]
-            if sids:
-                held[name] = sorted(sids)
+        held = shards_on_peer(m, pid)
         if held and not op.get("force"):
-            where = "; ".join(f"collection `{n}` shards {s}" for n, s in held.items())
-            raise ApiError(400, f"Bad request: Cannot remove peer {pid} as there are shards on it: {where}")
+            raise ApiError(400, f"Bad request: Cannot remove peer {pid} as there are shards on it: {describe_shards(held)}")
         if len(m["peers"]) == 1:
             raise ApiError(400, f"Bad request: Cannot remove peer {pid}: it is the last peer of the cluster")
         for coll in m["collections"].values():
@@ -924,10 +957,27 @@ class Node:
             raise ApiError(400, f"Bad request: Shard {sid} of collection `{name}` has no replica on peer {pid}")
         if not [p for p, s in replicas.items() if s == "Active" and p != str(pid)]:
             raise ApiError(400, f"Bad request: Cannot drop the last active replica of shard {sid} of collection `{name}` (on peer {pid})")
-        for t in m["transfers"]:
-            if t["collection"] == name and t["shard_id"] == sid and pid in (t["from"], t["to"]):
-                raise ApiError(400, f"Bad request: Shard {sid} on peer {pid} is involved in transfer {t['from']} -> {t['to']}; abort it first")
+        t = transfer_of(m, name, sid, pid)
+        if t is not None:
+            raise ApiError(400, f"Bad request: Shard {sid} on peer {pid} is involved in transfer {t['from']} -> {t['to']}; abort it first")
         del replicas[str(pid)]
+
+    def op_start_replica_recovery(self, m, op):
+        """A peer restarted from its storage: its replicas that may have missed writes while it
+        was away (those with an Active copy elsewhere, see recovery_candidates) become Partial:
+        writes reach them, reads skip them, until finish_replica_recovery."""
+        pid = want_int(op.get("peer_id"), "peer_id")
+        if str(pid) not in m["peers"]:
+            raise ApiError(404, f"Not found: Peer {pid} does not exist")
+        for name, sid in recovery_candidates(m, pid):
+            m["collections"][name]["shards"][str(sid)][str(pid)] = "Partial"
+
+    def op_finish_replica_recovery(self, m, op):
+        """Marks a recovered replica Active again. A replica dropped, removed with its peer or
+        taken over by a transfer meanwhile is left as it is: nothing is resurrected."""
+        name, sid, pid = op["collection"], op["shard_id"], op["peer_id"]
+        if replica_recovering(m, pid, name, sid):
+            m["collections"][name]["shards"][str(sid)][str(pid)] = "Active"
 
     # -- transfers (run on the source peer) ------------------------------------------------
 
@@ -940,11 +990,17 @@ class Node:
         try:
             with self.lock:
                 n = len(self.shards.get((t["collection"], t["shard_id"]), {}))
-            deadline = time.monotonic() + TRANSFER_SECONDS + n * TRANSFER_SECONDS_PER_POINT
-            while time.monotonic() < deadline:
+            # Time counts only while the transfers are not stalled (fault hook stall_transfers).
+            remaining = TRANSFER_SECONDS + n * TRANSFER_SECONDS_PER_POINT
+            last = time.monotonic()
+            while remaining > 0:
                 if not self.transfer_active(t):
                     return
                 time.sleep(0.05)
+                now = time.monotonic()
+                if not Faults.transfers_stalled():
+                    remaining -= now - last
+                last = now
             if not self.transfer_active(t):
                 return
             with self.lock:
@@ -974,7 +1030,9 @@ class Node:
             f["latest_error_timestamp"] = now_rfc3339()
 
     def join(self):
-        """Registers this new peer with the cluster through the bootstrap peer, retrying."""
+        """Registers this new peer with the cluster through the bootstrap peer, retrying while
+        it cannot be reached; a refusal by consensus (409, e.g. the URI is used by another peer)
+        ends the process, as Qdrant's bootstrap fails."""
         while not self.stopping.is_set():
             try:
                 answer = p2p_call(self.bootstrap, "POST", "/p2p/join", {"peer_id": self.peer_id, "uri": self.uri}, self.api_key, timeout=15)
@@ -985,10 +1043,20 @@ class Node:
                 log(f"joined cluster through {self.bootstrap} as peer {self.peer_id}")
                 return True
             except (ApiError, PeerUnreachable, KeyError) as e:
+                if isinstance(e, ApiError) and e.status == 409:
+                    self.abort(f"consensus refused peer {self.peer_id} joining through {self.bootstrap}: {e.message}")
+                    return False
                 log(f"joining through {self.bootstrap} failed, retrying: {e}")
                 self.note_send_failure(self.bootstrap, str(e))
                 self.stopping.wait(1.0)
         return False
+
+    def abort(self, message):
+        """Ends the process with exit status 1, after saying why on stderr."""
+        log(f"fatal: {message}; exiting")
+        self.exit_status = 1
+        self.stopping.set()
+        self.on_abort()
 
     def sync_once(self, wait):
         """Fetches the leader's metadata (long-polling up to `wait` s); falls back to the other
@@ -1005,7 +1073,7 @@ class Node:
             with self.lock:
                 self.send_failures.pop(leader_uri, None)
                 self.last_sync = now_rfc3339()
-                self.ready = True
+                self.settle_readiness()
             return True
         except (ApiError, PeerUnreachable) as e:
             self.note_send_failure(leader_uri, str(e))
@@ -1013,21 +1081,92 @@ class Node:
             try:
                 self.adopt(p2p_call(uri, "GET", "/p2p/state", None, self.api_key, timeout=2)["meta"])
                 with self.lock:
-                    self.ready = True
+                    self.settle_readiness()
             except (ApiError, PeerUnreachable):
                 continue
         return False
+
+    def settle_readiness(self):
+        """Call with the lock held once this peer has metadata it can trust: makes it ready
+        unless replicas it must recover after a restart are not marked Partial yet."""
+        if self.recovery_pending and not recovery_candidates(self.meta, self.peer_id):
+            self.recovery_pending = False
+        if not self.recovery_pending:
+            self.ready = True
 
     def consensus_loop(self):
         if self.meta is None and not self.join():
             return
         while not self.stopping.is_set():
             with self.lock:
-                idle = self.is_leader() or self.removed
-            if idle:
+                leader, removed, ready = self.is_leader(), self.removed, self.ready
+            if removed:
                 self.stopping.wait(0.2)
-            elif not self.sync_once(LONG_POLL_SECONDS):
+                continue
+            # Until ready, a follower does not long-poll: it asks the leader for news at once.
+            synced = leader or self.sync_once(LONG_POLL_SECONDS if ready else 0)
+            with self.lock:
+                pending = self.recovery_pending
+            if synced and pending:
+                try:
+                    self.begin_recovery()
+                except ApiError as e:
+                    log(f"marking replicas for recovery failed, retrying: {e.message}")
+                    synced = False
+            if leader:
+                self.stopping.wait(0.2)
+            elif not synced:
                 self.stopping.wait(0.5)
+
+    # -- recovery of replicas after a restart ----------------------------------------------
+
+    def begin_recovery(self):
+        """Runs once a peer restarted from its storage is in touch with consensus (the leader at
+        once, a follower after syncing with the leader): marks the replicas it must re-synchronise
+        Partial through consensus, becomes ready, and recovers them in the background."""
+        with self.lock:
+            candidates = recovery_candidates(self.meta, self.peer_id)
+            for key in candidates:
+                self.recovering.setdefault(key, set())  # writes from now on are newer than any copy
+        if candidates:
+            self.propose({"op": "start_replica_recovery", "peer_id": self.peer_id})
+        with self.lock:
+            self.recovering = {k: v for k, v in self.recovering.items() if replica_recovering(self.meta, self.peer_id, *k)}
+            self.recovery_pending = False
+            self.ready = True
+            if self.recovering:
+                log(f"recovering {len(self.recovering)} replica(s) from other peers")
+                threading.Thread(target=self.recovery_loop, daemon=True).start()
+
+    def recovery_loop(self):
+        """After RECOVERY_SECONDS, brings each replica in `recovering` back: copies its points
+        from an Active replica on another peer and marks it Active through consensus, retrying
+        every RECOVERY_RETRY_SECONDS while a peer or the leader is unreachable. Replicas that
+        stopped being recoverable meanwhile (dropped, peer removed, transfer target) are let go."""
+        self.stopping.wait(RECOVERY_SECONDS)
+        while not self.stopping.is_set():
+            with self.lock:
+                for key in [k for k in self.recovering if self.removed or not replica_recovering(self.meta, self.peer_id, *k)]:
+                    del self.recovering[key]
+                keys = list(self.recovering)
+            if not keys:
+                return
+            for name, sid in keys:
+                try:
+                    self.recover_replica(name, sid)
+                except (ApiError, PeerUnreachable) as e:
+                    log(f"recovery of shard {sid} of collection `{name}` failed, retrying: {e}")
+                    self.stopping.wait(RECOVERY_RETRY_SECONDS)
+
+    def recover_replica(self, name, sid):
+        with self.lock:
+            replicas = self.collection(name)["shards"][str(sid)]
+            elsewhere = [p for p, s in replicas.items() if s == "Active" and int(p) != self.peer_id]
+        if elsewhere:  # else this replica's points are all there is
+            self.local_receive(name, sid, self.read_shard(name, sid, None, "points"), "recover")
+        self.propose({"op": "finish_replica_recovery", "peer_id": self.peer_id, "collection": name, "shard_id": sid})
+        with self.lock:
+            self.recovering.pop((name, sid), None)
 
     # -- local shard data -------------------------------------------------------------------
 
@@ -1042,19 +1181,29 @@ class Node:
     def local_upsert(self, name, sid, records):
         with self.lock:
             shard = self.held_shard(name, sid)
+            fresh = self.recovering.get((name, sid))
             for r in records:
                 shard[point_key(r[0])] = r
+                if fresh is not None:
+                    fresh.add(point_key(r[0]))
             self.write_shard_file(name, sid)
 
     def local_receive(self, name, sid, records, mode):
         """Takes a shard's records from a transfer ("fill": keep what we have, newer writes
-        reached us directly) or a snapshot recovery ("replace")."""
+        reached us directly), a snapshot recovery ("replace"), or another replica after a
+        restart ("recover": its records replace ours, which may be outdated, except points
+        written here since the recovery began)."""
         with self.lock:
             shard = self.held_shard(name, sid)
             if mode == "replace":
                 shard.clear()
+            fresh = self.recovering.get((name, sid), set()) if mode == "recover" else None
             for r in records:
-                shard.setdefault(point_key(r[0]), r)
+                key = point_key(r[0])
+                if fresh is not None and key not in fresh:
+                    shard[key] = r
+                else:
+                    shard.setdefault(key, r)
             self.write_shard_file(name, sid)
 
     def local_read(self, name, sid, flt, mode):
@@ -1328,6 +1477,57 @@ def key_dict(t):
     return {"collection": t["collection"], "shard_id": t["shard_id"], "from": t["from"], "to": t["to"]}
 
 
+# Views of a metadata document `m` shared by the operations and the peers that propose them.
+
+
+def same_uri(a, b):
+    return a.rstrip("/") == b.rstrip("/")
+
+
+def shards_on_peer(m, pid):
+    """{collection: [shard ids]} of the replicas a peer holds."""
+    held = {}
+    for name, coll in sorted(m["collections"].items()):
+        sids = [int(s) for s, replicas in coll["shards"].items() if str(pid) in replicas]
+        if sids:
+            held[name] = sorted(sids)
+    return held
+
+
+def describe_shards(held):
+    return "; ".join(f"collection `{n}` shards {s}" for n, s in held.items())
+
+
+def transfer_of(m, name, sid, pid):
+    """The running transfer of a shard that a peer sends or receives, or None."""
+    return next((t for t in m["transfers"] if t["collection"] == name and t["shard_id"] == sid and pid in (t["from"], t["to"])), None)
+
+
+def recovery_candidates(m, pid):
+    """[(collection, shard id)] of the replicas a peer restarted from its storage re-synchronises:
+    those outside transfers that are Active with an Active copy on another peer to recover from,
+    or still Partial from a recovery the restart interrupted. A shard whose only Active replica
+    is on this peer has nothing to recover from and stays Active."""
+    me = str(pid)
+    out = []
+    for name, coll in sorted(m["collections"].items()):
+        for sid, replicas in sorted(coll["shards"].items(), key=lambda kv: int(kv[0])):
+            state = replicas.get(me)
+            if state is None or transfer_of(m, name, int(sid), pid) is not None:
+                continue
+            if state == "Partial" or (state == "Active" and any(s == "Active" for p, s in replicas.items() if p != me)):
+                out.append((name, int(sid)))
+    return out
+
+
+def replica_recovering(m, pid, name, sid):
+    """True while a peer's recovery may still mark its replica Active: the replica exists, is
+    Partial, and is not the target of a transfer (which owns it then)."""
+    coll = m["collections"].get(name)
+    replicas = coll["shards"].get(str(sid), {}) if coll else {}
+    return replicas.get(str(pid)) == "Partial" and transfer_of(m, name, sid, pid) is None
+
+
 def file_sha256(path):
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -1460,6 +1660,12 @@ class Faults:
     remaining = 0
     prefix = "/"
     delay = 0.0
+    stall = False  # transfers sent by this peer make no progress
+
+    @classmethod
+    def transfers_stalled(cls):
+        with cls.lock:
+            return cls.stall
 
 
 class RestHandler(BaseHandler):
@@ -1524,8 +1730,10 @@ class RestHandler(BaseHandler):
                 Faults.remaining = int(query.get("count", "-1"))
                 Faults.prefix = query.get("path_prefix", "/")
                 Faults.delay = float(query.get("delay", "0"))
+            elif path == "/__standin/stall_transfers" and self.command == "POST":
+                Faults.stall = True
             elif path == "/__standin/heal" and self.command == "POST":
-                Faults.status, Faults.remaining, Faults.prefix, Faults.delay = None, 0, "/", 0.0
+                Faults.status, Faults.remaining, Faults.prefix, Faults.delay, Faults.stall = None, 0, "/", 0.0, False
             else:
                 return 404, "application/json", error_body(f"Not found: {self.command} {path}", t0)
         return 200, "application/json", ok_body(True, t0)
@@ -1821,12 +2029,15 @@ def p2p_state(node, query, req):
 
 
 def p2p_propose(node, query, req):
-    node.propose(req)
+    node.propose(req, int(query["peer_id"]) if "peer_id" in query else None)
     with node.lock:
         return {"meta": copy.deepcopy(node.meta)}
 
 
 def p2p_join(node, query, req):
+    with node.lock:
+        if node.meta is None:
+            raise ApiError(503, "not joined yet")  # the joining peer tries again
     node.propose({"op": "add_peer", "peer_id": req["peer_id"], "uri": req["uri"]})
     with node.lock:
         return {"meta": copy.deepcopy(node.meta)}
@@ -1925,6 +2136,7 @@ def main(argv=None):
         node.stopping.set()
         threading.Thread(target=rest.shutdown, daemon=True).start()
 
+    node.on_abort = lambda: stop(None, None)
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     if p2p:
@@ -1934,7 +2146,7 @@ def main(argv=None):
     with node.lock:
         node.changed.notify_all()
     log("stopped")
-    return 0
+    return node.exit_status
 
 
 if __name__ == "__main__":

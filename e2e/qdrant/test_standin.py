@@ -8,10 +8,12 @@ Standard library unittest; the validator tests need `jsonschema` and the OpenAPI
 like conformance.py, and fail (never skip) without them.
 """
 
+import argparse
 import http.client
 import importlib.util
 import json
 import os
+import shutil
 import socket
 import ssl
 import subprocess
@@ -20,6 +22,7 @@ import tempfile
 import time
 import unittest
 from pathlib import Path
+from unittest import mock
 
 HERE = Path(__file__).resolve().parent
 
@@ -214,6 +217,381 @@ class TlsTest(unittest.TestCase):
             conn.request("GET", "/cluster")
             conn.getresponse().read()
         conn.close()
+
+
+class MetadataOperationTest(unittest.TestCase):
+    """The leader's metadata operations for replica recovery and URI reuse, applied to a
+    hand-made metadata document (no processes)."""
+
+    ME, OTHER, THIRD = 2**53 + 11, 2**53 + 22, 2**53 + 33
+
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory()
+        self.node = standin.Node({"storage": {"storage_path": self.tmp.name}}, argparse.Namespace(uri=None, bootstrap=None))
+
+    def tearDown(self):
+        self.tmp.cleanup()
+
+    def meta(self):
+        me, other, third = str(self.ME), str(self.OTHER), str(self.THIRD)
+        shards = {
+            "0": {me: "Active", other: "Active"},  # missed writes: recover from `other`
+            "1": {me: "Active"},  # the only copy: nothing to recover from
+            "2": {me: "Active", other: "Partial"},  # no Active copy elsewhere
+            "3": {me: "Partial", other: "Active"},  # a recovery a restart interrupted
+            "4": {me: "Active", other: "Active", third: "Partial"},  # sending a transfer to `third`
+        }
+        transfers = [{"collection": "c", "shard_id": 4, "from": self.ME, "to": self.THIRD, "sync": True, "method": "stream_records"}]
+        return {"cluster_id": "x", "term": 1, "commit": 1, "leader": self.OTHER, "peers": {me: "http://me:6335", other: "http://other:6335", third: "http://third:6335"},
+                "collections": {"c": {"config": {}, "shards": shards}}, "transfers": transfers}
+
+    def states(self, m, peer):
+        return {int(s): r.get(str(peer)) for s, r in m["collections"]["c"]["shards"].items()}
+
+    def test_recovery_marks_only_replicas_with_an_active_copy_elsewhere(self):
+        m = self.meta()
+        self.assertEqual(standin.recovery_candidates(m, self.ME), [("c", 0), ("c", 3)])
+        self.node.op_start_replica_recovery(m, {"peer_id": self.ME})
+        self.assertEqual(self.states(m, self.ME), {0: "Partial", 1: "Active", 2: "Active", 3: "Partial", 4: "Active"})
+        self.node.op_finish_replica_recovery(m, {"peer_id": self.ME, "collection": "c", "shard_id": 0})
+        self.assertEqual(self.states(m, self.ME)[0], "Active")
+        with self.assertRaises(standin.ApiError):
+            self.node.op_start_replica_recovery(m, {"peer_id": 12345})
+
+    def test_finishing_a_recovery_resurrects_nothing(self):
+        m = self.meta()
+        self.node.op_start_replica_recovery(m, {"peer_id": self.ME})
+        self.node.op_drop_replica(m, {"collection": "c", "shard_id": 0, "peer_id": self.ME})
+        # Shard 3's replica is dropped and comes back as the target of a transfer.
+        self.node.op_drop_replica(m, {"collection": "c", "shard_id": 3, "peer_id": self.ME})
+        self.node.op_start_transfer(m, {"collection": "c", "shard_id": 3, "from": self.OTHER, "to": self.ME, "sync": True})
+        for sid in (0, 3):
+            self.node.op_finish_replica_recovery(m, {"peer_id": self.ME, "collection": "c", "shard_id": sid})
+        self.assertEqual(self.states(m, self.ME)[0], None, "a dropped replica came back")
+        self.assertEqual(self.states(m, self.ME)[3], "Partial", "a transfer's target became Active")
+        m = self.meta()
+        self.node.op_start_replica_recovery(m, {"peer_id": self.ME})
+        self.node.op_remove_peer(m, {"peer_id": self.ME, "force": True})
+        self.node.op_finish_replica_recovery(m, {"peer_id": self.ME, "collection": "c", "shard_id": 3})
+        self.assertEqual(set(self.states(m, self.ME).values()), {None}, "a removed peer's replica came back")
+
+    def test_uri_reuse_per_version(self):
+        new = 2**53 + 44
+        for relaxed in (False, True):
+            with self.subTest(relaxed=relaxed), mock.patch.object(standin, "REPLACES_EMPTY_PEER_ON_URI_REUSE", relaxed):
+                m = self.meta()
+                self.node.op_add_peer(m, {"peer_id": self.ME, "uri": "http://me:6335/"})  # rejoin: same id
+                with self.assertRaisesRegex(standin.ApiError, f"peer URI http://me:6335 already used by peer {self.ME}"):
+                    self.node.op_add_peer(m, {"peer_id": new, "uri": "http://me:6335"})  # ME holds shards
+                del m["collections"]["c"]
+                m["transfers"] = []
+                if relaxed:
+                    self.node.op_add_peer(m, {"peer_id": new, "uri": "http://me:6335"})
+                    self.assertEqual(m["peers"].get(str(new)), "http://me:6335")
+                    self.assertNotIn(str(self.ME), m["peers"])
+                else:
+                    with self.assertRaisesRegex(standin.ApiError, "remove it first or use a different URI"):
+                        self.node.op_add_peer(m, {"peer_id": new, "uri": "http://me:6335"})
+                    self.assertNotIn(str(new), m["peers"])
+
+
+class Peer:
+    """One stand-in process of a test cluster on 127.0.0.1, with its own directory and ports
+    (kept across restarts, so it restarts with the same --uri); its log is peer.log."""
+
+    def __init__(self, root, name, env):
+        self.name = name
+        self.dir = Path(root) / name
+        self.dir.mkdir()
+        self.http_port, self.p2p_port = free_port(), free_port()
+        self.uri = f"http://127.0.0.1:{self.p2p_port}"
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith(("QDRANT__", "QDRANT_STANDIN_"))}
+        self.env.update({"QDRANT__SERVICE__HOST": "127.0.0.1", "QDRANT__SERVICE__HTTP_PORT": str(self.http_port), "QDRANT__CLUSTER__ENABLED": "true",
+                         "QDRANT__CLUSTER__P2P__PORT": str(self.p2p_port), "QDRANT__STORAGE__STORAGE_PATH": str(self.dir / "storage"), **env})
+        self.proc = None
+
+    def start(self, bootstrap=None):
+        argv = [sys.executable, str(HERE / "standin.py"), "--uri", self.uri] + (["--bootstrap", bootstrap.uri] if bootstrap else [])
+        with open(self.dir / "peer.log", "ab") as log:
+            self.proc = subprocess.Popen(argv, env=self.env, cwd=self.dir, stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+
+    def stop(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def wipe(self):
+        shutil.rmtree(self.dir / "storage")
+
+    def log(self):
+        return (self.dir / "peer.log").read_text(errors="replace")
+
+    def request(self, method, path, body=None):
+        conn = http.client.HTTPConnection("127.0.0.1", self.http_port, timeout=10)
+        try:
+            conn.request(method, path, body=None if body is None else json.dumps(body), headers={"content-type": "application/json"})
+            r = conn.getresponse()
+            data = r.read()
+        finally:
+            conn.close()
+        return r.status, json.loads(data) if r.getheader("content-type", "").startswith("application/json") else data
+
+    def result(self, method, path, body=None):
+        status, answer = self.request(method, path, body)
+        if status != 200:
+            raise AssertionError(f"{self.name}: {method} {path} answered {status}: {answer}")
+        return answer["result"]
+
+    def ready(self):
+        try:
+            return self.request("GET", "/readyz")[0] == 200
+        except OSError:
+            return False
+
+    def listening(self):
+        try:
+            return self.request("GET", "/healthz")[0] == 200
+        except OSError:
+            return False
+
+    def peer_id(self):
+        return self.result("GET", "/cluster")["peer_id"]
+
+    def peers(self):
+        return {int(p): v["uri"] for p, v in self.result("GET", "/cluster")["peers"].items()}
+
+    def layout(self, collection):
+        """({shard id: {peer id: state}}, transfers) as this peer sees them."""
+        info = self.result("GET", f"/collections/{collection}/cluster")
+        out = {}
+        for s in info["local_shards"]:
+            out.setdefault(s["shard_id"], {})[info["peer_id"]] = s["state"]
+        for s in info["remote_shards"]:
+            out.setdefault(s["shard_id"], {})[s["peer_id"]] = s["state"]
+        return out, info["shard_transfers"]
+
+    def count(self, collection):
+        return self.result("POST", f"/collections/{collection}/points/count", {"exact": True})["count"]
+
+
+class ClusterTestCase(unittest.TestCase):
+    """Starts stand-in processes as a cluster; waits on conditions with timeouts."""
+
+    ENV = {}
+
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory()
+        self.all = []
+
+    def tearDown(self):
+        for p in self.all:
+            if p.proc is not None and p.proc.poll() is None:
+                p.proc.kill()
+                p.proc.wait()
+        self.tmp.cleanup()
+
+    def wait_for(self, what, fn, timeout=30):
+        deadline = time.monotonic() + timeout
+        while True:
+            value = fn()
+            if value:
+                return value
+            if time.monotonic() >= deadline:
+                self.fail(f"timed out after {timeout}s waiting for {what}")
+            time.sleep(0.05)
+
+    def holds_for(self, what, fn, seconds):
+        """Asserts that fn() stays true for `seconds` (watching something not happen)."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            self.assertTrue(fn(), what)
+            time.sleep(0.05)
+
+    def cluster(self, n, **env):
+        """n joined peers, the first the leader, all ready."""
+        peers = [Peer(self.tmp.name, f"p{i}", {**self.ENV, **env}) for i in range(n)]
+        self.all.extend(peers)
+        for i, p in enumerate(peers):
+            p.start(bootstrap=peers[0] if i else None)
+            self.wait_for(f"{p.name} ready", p.ready)
+        self.wait_for("all peers listed", lambda: len(peers[0].peers()) == n)
+        return peers
+
+    def collection(self, via, name, shard_number, replication_factor, n_points):
+        via.result("PUT", f"/collections/{name}", {"vectors": {"size": 2, "distance": "Dot"}, "shard_number": shard_number, "replication_factor": replication_factor})
+        self.upsert(via, name, range(n_points))
+
+    def upsert(self, via, name, ids):
+        via.result("PUT", f"/collections/{name}/points?wait=true", {"points": [{"id": i, "vector": [i, 1], "payload": {"i": i}} for i in ids]})
+
+
+class RecoveryAfterRestartTest(ClusterTestCase):
+    """A peer restarted from its storage recovers its replicas that have an Active copy elsewhere:
+    Partial (and /readyz 503 until that is committed), then Active with the missed points."""
+
+    ENV = {"QDRANT_STANDIN_RECOVERY_SECONDS": "3"}
+
+    def watch_recovery(self, restarted, me, observer, rf1_observer):
+        """Polls until the restarted peer's (id `me`) replicas of `r2` went Partial and back to
+        Active; /readyz must not answer 200 before the observer shows them Partial, and the
+        peer's replica of `r1` (replication factor 1) must stay Active throughout."""
+        seen_partial = seen_ready = False
+        deadline = time.monotonic() + 40
+        while True:
+            ready = restarted.ready()  # first, so that the layout below is not older
+            layout, _ = observer.layout("r2")
+            mine = [reps[me] for reps in layout.values() if me in reps]
+            self.assertTrue(mine, f"the restarted peer holds no replica of r2: {layout}")
+            seen_partial = seen_partial or "Partial" in mine
+            if ready:
+                self.assertTrue(seen_partial, f"/readyz answered 200 while the replicas are {mine}")
+                seen_ready = True
+            r1, _ = rf1_observer.layout("r1")
+            self.assertEqual([reps[me] for reps in r1.values() if me in reps], ["Active"], "the replica with no other copy must stay Active")
+            if seen_ready and set(mine) == {"Active"}:
+                return
+            self.assertLess(time.monotonic(), deadline, f"no recovery to Active: replicas {mine}, ready {ready}, Partial seen {seen_partial}")
+            time.sleep(0.05)
+
+    def test_follower_restart(self):
+        a, b, c = self.cluster(3)
+        self.collection(a, "r2", 3, 2, 60)
+        self.collection(a, "r1", 3, 1, 30)
+        c_id = c.peer_id()
+        self.assertEqual(sorted(len(reps) for reps in a.layout("r1")[0].values()), [1, 1, 1])
+        c.stop()
+        self.upsert(a, "r2", range(60, 90))  # c's replicas miss these
+        self.assertEqual(a.count("r2"), 90)
+        c.start()
+        self.watch_recovery(c, c_id, a, b)
+        self.assertEqual(c.peer_id(), c_id)
+        for p in (a, b, c):
+            self.assertEqual(p.count("r2"), 90, f"count of r2 through {p.name}")
+            self.assertEqual(p.count("r1"), 30, f"count of r1 through {p.name}")
+        # c's replicas got the points written while it was away from the other replicas.
+        local = {s["shard_id"]: s["points_count"] for s in c.result("GET", "/collections/r2/cluster")["local_shards"]}
+        self.assertEqual(len(local), 2)
+        for sid, n in local.items():
+            self.assertEqual(n, len([i for i in range(90) if standin.shard_of(i, 3) == sid]), f"points in c's replica of shard {sid}")
+
+    def test_follower_waits_for_the_leader(self):
+        # A follower restarted while the leader is away cannot commit its recovery: it stays
+        # unready although the other follower gives it the metadata.
+        a, b, c = self.cluster(3)
+        self.collection(a, "r2", 3, 2, 30)
+        c.stop()
+        a.stop()
+        c.start()
+        self.wait_for("c listening", c.listening)
+        self.holds_for("/readyz of c must answer 503 while the leader is away", lambda: not c.ready(), 2.5)
+        a.start()
+        self.wait_for("c ready once the leader is back", c.ready)
+        self.wait_for("all replicas Active", lambda: all(set(reps.values()) == {"Active"} for reps in b.layout("r2")[0].values()))
+        self.assertEqual(c.count("r2"), 30)
+
+    def test_leader_restart(self):
+        a, b, c = self.cluster(3)
+        self.collection(a, "r2", 3, 2, 40)
+        self.collection(a, "r1", 3, 1, 20)
+        a_id = a.peer_id()
+        a.stop()
+        a.start()
+        self.wait_for("a listening", a.listening)  # it is its own observer: the leader decides
+        self.watch_recovery(a, a_id, a, b)
+        self.wait_for("b sees the leader's replicas Active", lambda: all(set(reps.values()) == {"Active"} for reps in b.layout("r2")[0].values()))
+        self.assertEqual((b.count("r2"), c.count("r1")), (40, 20))
+
+
+class UriReuseTest(ClusterTestCase):
+    """A peer whose storage was wiped comes back with a new id and its old URI."""
+
+    def rejoin_wiped(self, peer, bootstrap):
+        peer.stop()
+        peer.wipe()
+        peer.start(bootstrap=bootstrap)
+
+    def assert_refused(self, peer, message):
+        try:
+            status = peer.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.fail(f"{peer.name} did not exit after consensus refused it")
+        self.assertNotEqual(status, 0)
+        self.assertIn(message, peer.log())
+
+    def test_refused_before_1_17_1_until_the_old_peer_is_removed(self):
+        a, b = self.cluster(2, QDRANT_STANDIN_VERSION="1.16.3")
+        self.collection(a, "keep", 2, 2, 40)
+        old = b.peer_id()
+        self.rejoin_wiped(b, a)
+        self.assert_refused(b, f"peer URI {b.uri} already used by peer {old}, remove it first or use a different URI")
+        self.assertEqual(a.peers().get(old), b.uri, "the old peer must stay registered")
+        for sid in (0, 1):  # its replicas have Active copies on a
+            a.result("POST", "/collections/keep/cluster", {"drop_replica": {"shard_id": sid, "peer_id": old}})
+        self.assertIs(a.result("DELETE", f"/cluster/peer/{old}"), True)
+        b.start(bootstrap=a)
+        self.wait_for("b rejoined", b.ready)
+        new = b.peer_id()
+        self.assertNotEqual(new, old)
+        self.assertEqual(a.peers(), {a.peer_id(): a.uri, new: b.uri})
+        self.assertEqual(b.count("keep"), 40)
+
+    def test_empty_old_peer_replaced_from_1_17_1(self):
+        a, b = self.cluster(2, QDRANT_STANDIN_VERSION="1.18.0")
+        old = b.peer_id()
+        self.rejoin_wiped(b, a)
+        self.wait_for("b rejoined", b.ready)
+        new = b.peer_id()
+        self.assertNotEqual(new, old)
+        self.assertEqual(a.peers(), {a.peer_id(): a.uri, new: b.uri}, "the empty old peer must be replaced")
+        self.collection(a, "held", 2, 1, 20)
+        self.assertIn(new, {p for reps in a.layout("held")[0].values() for p in reps}, "b must hold a shard")
+        self.rejoin_wiped(b, a)
+        self.assert_refused(b, f"peer URI {b.uri} already used by peer {new}, which still holds shards")
+        self.assertEqual(a.peers().get(new), b.uri)
+
+
+class StalledTransferTest(ClusterTestCase):
+    """POST /__standin/stall_transfers on the source peer holds its transfers still until heal."""
+
+    ENV = {"QDRANT_STANDIN_FAULTS": "1", "QDRANT_STANDIN_TRANSFER_SECONDS": "0.3"}
+
+    def test_stall_abort_and_heal(self):
+        a, b = self.cluster(2)
+        self.collection(a, "s", 1, 1, 20)
+        holder = next(iter(a.layout("s")[0][0]))
+        src, dst = (a, b) if holder == a.peer_id() else (b, a)
+        dst_id = dst.peer_id()
+        replicate = {"replicate_shard": {"shard_id": 0, "from_peer_id": holder, "to_peer_id": dst_id}}
+
+        def stuck():
+            layout, transfers = a.layout("s")
+            return len(transfers) == 1 and layout[0].get(dst_id) == "Partial"
+
+        def done():
+            layout, transfers = a.layout("s")
+            return not transfers and layout[0] == {holder: "Active", dst_id: "Active"}
+
+        self.assertIs(src.request("POST", "/__standin/stall_transfers")[1]["result"], True)
+        a.result("POST", "/collections/s/cluster", replicate)
+        self.holds_for("a stalled transfer must stay listed with its target Partial", stuck, 2.0)
+        a.result("POST", "/collections/s/cluster", {"abort_transfer": {"shard_id": 0, "from_peer_id": holder, "to_peer_id": dst_id}})
+        self.wait_for("the aborted transfer and its target gone", lambda: a.layout("s") == ({0: {holder: "Active"}}, []))
+        self.assertEqual(dst.count("s"), 20)
+        # Still stalled: a new transfer waits too, and resumes on heal.
+        a.result("POST", "/collections/s/cluster", replicate)
+        self.holds_for("a transfer started while stalled must not progress", stuck, 1.0)
+        self.assertIs(src.request("POST", "/__standin/heal")[1]["result"], True)
+        self.wait_for("the stalled transfer finished after heal", done, timeout=15)
+        # A transfer started after heal runs normally.
+        a.result("POST", "/collections/s/cluster", {"drop_replica": {"shard_id": 0, "peer_id": dst_id}})
+        self.wait_for("replica dropped", lambda: a.layout("s") == ({0: {holder: "Active"}}, []))
+        a.result("POST", "/collections/s/cluster", replicate)
+        self.wait_for("a transfer after heal finished", done, timeout=10)
+        self.assertEqual(dst.count("s"), 20)
 
 
 class ValidatorNegativeControls(unittest.TestCase):
