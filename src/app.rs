@@ -9,7 +9,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
-use crate::controller::{self, Context};
+use crate::controller::{self, Context, Tuning};
 use crate::kube_client;
 use crate::leader::elector::{Elector, Leadership, StopMode};
 use crate::leader::observer::Observer;
@@ -76,7 +76,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let admin = AdminState { metrics: metrics.clone(), leadership: leadership.clone(), election: election.clone(), ready: ready.clone(), controller_alive: controller_alive.clone() };
     let mut admin_task = tokio::spawn(server::serve(cfg.admin_addr, admin));
 
-    let ctx = Arc::new(Context::new(clients.requests.clone(), guard.clone(), terms.clone(), metrics.clone(), &election.identity, cfg.qdrant_timeout, cfg.health_interval));
+    let ctx = Arc::new(Context::new(clients.requests.clone(), guard.clone(), terms.clone(), metrics.clone(), &election.identity, Tuning { qdrant_timeout: cfg.qdrant_timeout, health_interval: cfg.health_interval, transfer_stall_timeout: cfg.transfer_stall_timeout }));
     let stop_controller = CancellationToken::new();
     let mut controller_task = tokio::spawn(controller::run(
         ctx,

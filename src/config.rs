@@ -80,6 +80,12 @@ pub struct Args {
     /// change it sees in Kubernetes.
     #[arg(long, env = "HEALTH_INTERVAL", default_value = "30s", value_parser = humantime::parse_duration)]
     pub health_interval: Duration,
+
+    /// A shard transfer that an operation waits for and whose source peer reports no new
+    /// progress for this long is aborted and started again. Qdrant reports progress as it
+    /// goes, so this bounds a stuck transfer, not a large one.
+    #[arg(long, env = "TRANSFER_STALL_TIMEOUT", default_value = "10m", value_parser = humantime::parse_duration)]
+    pub transfer_stall_timeout: Duration,
 }
 
 /// Validated settings: what the rest of the program uses.
@@ -93,6 +99,7 @@ pub struct Config {
     pub drain_timeout: Duration,
     pub qdrant_timeout: Duration,
     pub health_interval: Duration,
+    pub transfer_stall_timeout: Duration,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -202,6 +209,9 @@ impl Args {
         if self.health_interval < Duration::from_secs(1) {
             problems.push(format!("--health-interval ({}) must be at least 1s", fmt(self.health_interval)));
         }
+        if self.transfer_stall_timeout < Duration::from_secs(1) {
+            problems.push(format!("--transfer-stall-timeout ({}) must be at least 1s", fmt(self.transfer_stall_timeout)));
+        }
         if !problems.is_empty() {
             return Err(ConfigError(problems));
         }
@@ -223,6 +233,7 @@ impl Args {
             drain_timeout: self.drain_timeout,
             qdrant_timeout: self.qdrant_timeout,
             health_interval: self.health_interval,
+            transfer_stall_timeout: self.transfer_stall_timeout,
         })
     }
 }

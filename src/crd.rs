@@ -8,7 +8,7 @@ use k8s_openapi::api::core::v1::{
     Container, NodeAffinity, PodAntiAffinity, Toleration, TopologySpreadConstraint, Volume,
     VolumeMount,
 };
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 
@@ -276,6 +276,26 @@ pub struct OperationStatus {
     /// The Pod whose peer is being drained, or the Pod being restarted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pod: Option<String>,
+    /// The shard transfer being waited for. One that reports no new progress for `--transfer-stall-timeout` is aborted, and started again by the next step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transfer: Option<TransferStatus>,
+}
+
+/// A shard transfer an operation waits for, and since when it has made no visible progress.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TransferStatus {
+    pub collection: String,
+    pub shard_id: u32,
+    /// Source peer id, as a decimal string (peer ids exceed what JSON numbers hold exactly).
+    pub from: String,
+    /// Target peer id, as a decimal string.
+    pub to: String,
+    /// When the operator first saw the transfer with its current progress.
+    pub since: Time,
+    /// The source peer's progress report, when it gives one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress: Option<String>,
 }
 
 // No observation time is kept here on purpose: an unchanged cluster must give a byte-identical

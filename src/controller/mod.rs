@@ -55,6 +55,13 @@ const RETRY_MIN: Duration = Duration::from_secs(1);
 /// ...doubling up to this.
 const RETRY_MAX: Duration = Duration::from_secs(300);
 
+/// How the controller deals with Qdrant (see the flags of the same names).
+pub struct Tuning {
+    pub qdrant_timeout: Duration,
+    pub health_interval: Duration,
+    pub transfer_stall_timeout: Duration,
+}
+
 pub struct Context {
     pub client: Client,
     pub guard: LeadershipGuard,
@@ -65,6 +72,8 @@ pub struct Context {
     pub qdrant: Qdrant,
     /// How often a cluster's health is looked at when nothing changes in Kubernetes.
     pub health_interval: Duration,
+    /// How long a shard transfer may show no progress before it is aborted.
+    pub transfer_stall_timeout: Duration,
     /// Every cluster's Qdrant Pods and their readiness.
     pub pods: PodIndex,
     /// How each cluster's Qdrant is reached, as its last reconcile resolved it (by `key`).
@@ -74,10 +83,22 @@ pub struct Context {
 }
 
 impl Context {
-    pub fn new(client: Client, guard: LeadershipGuard, terms: Terms, metrics: Arc<Metrics>, identity: &str, qdrant_timeout: Duration, health_interval: Duration) -> Self {
+    pub fn new(client: Client, guard: LeadershipGuard, terms: Terms, metrics: Arc<Metrics>, identity: &str, tuning: Tuning) -> Self {
         let reporter = Reporter { controller: "qdrant-operator".into(), instance: Some(identity.into()) };
-        let qdrant = Qdrant::new(qdrant_timeout, metrics.qdrant.clone());
-        Context { recorder: Recorder::new(client.clone(), reporter), client, guard, terms, metrics, qdrant, health_interval, pods: PodIndex::default(), access: Mutex::default(), failures: Mutex::default() }
+        let qdrant = Qdrant::new(tuning.qdrant_timeout, metrics.qdrant.clone());
+        Context {
+            recorder: Recorder::new(client.clone(), reporter),
+            client,
+            guard,
+            terms,
+            metrics,
+            qdrant,
+            health_interval: tuning.health_interval,
+            transfer_stall_timeout: tuning.transfer_stall_timeout,
+            pods: PodIndex::default(),
+            access: Mutex::default(),
+            failures: Mutex::default(),
+        }
     }
 
     /// Publishes an Event on a QdrantCluster. Events on CRs are writes of the leader, so they

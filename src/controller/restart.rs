@@ -75,7 +75,7 @@ pub fn next(pods: &[PodView], replicas: u32, update_revision: &str, qdrant: Resu
     let not_ready: Vec<&PodView> = pods.iter().filter(|p| !p.ready).collect();
     if let Some(first) = not_ready.first() {
         if let Some(p) = not_ready.iter().filter(|p| outdated(p)).max_by_key(|p| p.ordinal) {
-            if not_ready.iter().all(|p| outdated(p)) {
+            if not_ready.iter().all(outdated) {
                 return Next::Restart { pod: p.name.clone(), uid: p.uid.clone(), step: format!("restarting {}, which is not Ready", p.name) };
             }
         }
@@ -121,7 +121,7 @@ pub async fn step(ctx: &Context, qc: &QdrantCluster, sts: &StatefulSet, access: 
     let pods: Vec<PodView> = listed.items.iter().filter_map(view).filter(|p| p.ordinal < replicas).collect();
     let (_, qdrant) = health::observe(ctx, qc, access).await?;
     let gate = if qdrant.is_healthy() { Ok(()) } else { Err(qdrant.message()) };
-    let op = |step: String, pod: Option<String>| Some(Operation { status: OperationStatus { type_: OP_ROLLING_RESTART.into(), from_replicas: qc.spec.replicas, step, pod }, blocked: None });
+    let op = |step: String, pod: Option<String>| Some(Operation { status: OperationStatus { type_: OP_ROLLING_RESTART.into(), from_replicas: qc.spec.replicas, step, pod, transfer: None }, blocked: None });
     Ok(match next(&pods, replicas, &update_revision, gate, qdrant.leader_pod.as_deref(), recorded) {
         Next::Idle => {
             if recorded {

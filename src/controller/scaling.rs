@@ -12,15 +12,18 @@ use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::PersistentVolumeClaim;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, DeleteParams};
 use kube::runtime::events::EventType;
 use kube::{Resource, ResourceExt};
 
 use super::status::{Operation, OP_SCALE_DOWN as SCALE_DOWN, OP_SCALE_UP as SCALE_UP};
 use super::{build, health, Context, RECHECK};
-use crate::crd::{OperationStatus, QdrantCluster};
-use crate::operations::scale::{self, Progress};
+use crate::crd::{OperationStatus, QdrantCluster, TransferStatus};
+use crate::operations::health::{Health, PodTarget};
+use crate::operations::scale::{self, Progress, Running};
 use crate::operations::Access;
+use crate::qdrant::QdrantClient;
 use crate::Error;
 
 /// How soon to look again while a drain makes progress: each look is one step.
@@ -50,7 +53,7 @@ pub async fn next(ctx: &Context, qc: &QdrantCluster, access: &Access) -> Result<
     }
     let recorded = any.filter(|o| o.type_ == SCALE_DOWN);
     let from = recorded.as_ref().map_or(current, |o| o.from_replicas.max(current));
-    let op = |step: String, pod: Option<String>, blocked: Option<String>| Some(Operation { status: OperationStatus { type_: SCALE_DOWN.into(), from_replicas: from, step, pod }, blocked });
+    let op = |step: String, pod: Option<String>, blocked: Option<String>| Some(Operation { status: OperationStatus { type_: SCALE_DOWN.into(), from_replicas: from, step, pod, transfer: None }, blocked });
 
     if current <= desired {
         // The StatefulSet has shrunk (or never had to): what is left is the drained Pods'
@@ -79,7 +82,13 @@ pub async fn next(ctx: &Context, qc: &QdrantCluster, access: &Access) -> Result<
     let keep_draining = if qdrant.peer_count.is_some() { i32::try_from(scale::pods_to_keep(&qdrant, wanted)).unwrap_or(current).min(current) } else { current };
     Ok(match drain {
         Progress::Done => Decision { keep: desired, op: op("every peer that goes is out of the cluster".into(), None, None), requeue: Some(Duration::from_secs(1)) },
-        Progress::Working { step, peer } => Decision { keep: keep_draining, op: op(step, pod_of(peer), None), requeue: Some(NEXT_STEP) },
+        Progress::Working { step, peer, running } => {
+            let mut shown = op(step, pod_of(peer), None);
+            if let Some(o) = shown.as_mut() {
+                o.status.transfer = follow_transfer(ctx, qc, &client, &targets, &qdrant, recorded.as_ref(), running).await;
+            }
+            Decision { keep: keep_draining, op: shown, requeue: Some(NEXT_STEP) }
+        }
         Progress::Unavailable { message } => Decision { keep: current, op: op(message, None, None), requeue: Some(RETRY) },
         Progress::Blocked { message } => {
             let first = recorded.as_ref().is_none_or(|o| o.step != message);
@@ -107,7 +116,7 @@ async fn scale_up(ctx: &Context, qc: &QdrantCluster, access: &Access, current: i
         None if current < desired && current > 0 => current,
         None => return Ok(idle),
     };
-    let op = |step: String| Some(Operation { status: OperationStatus { type_: SCALE_UP.into(), from_replicas: from, step, pod: None }, blocked: None });
+    let op = |step: String| Some(Operation { status: OperationStatus { type_: SCALE_UP.into(), from_replicas: from, step, pod: None, transfer: None }, blocked: None });
     let (targets, qdrant) = health::observe(ctx, qc, access).await?;
     let joined = (0..desired).all(|i| qdrant.peers.iter().any(|p| p.pod.as_deref() == Some(format!("{}-{i}", qc.name_any()).as_str())));
     if !joined {
@@ -122,9 +131,54 @@ async fn scale_up(ctx: &Context, qc: &QdrantCluster, access: &Access, current: i
             ctx.event(&qc.object_ref(&()), EventType::Normal, "Rebalanced", format!("Scaled up from {from} to {desired} Pods; shard replicas spread over every peer")).await;
             idle
         }
-        Progress::Working { step, .. } => Decision { keep: desired, op: op(step), requeue: Some(NEXT_STEP) },
+        Progress::Working { step, running, .. } => {
+            let mut shown = op(step);
+            if let Some(o) = shown.as_mut() {
+                o.status.transfer = follow_transfer(ctx, qc, &client, &targets, &qdrant, recorded.as_ref(), running).await;
+            }
+            Decision { keep: desired, op: shown, requeue: Some(NEXT_STEP) }
+        }
         Progress::Unavailable { message } | Progress::Blocked { message } => Decision { keep: desired, op: op(message), requeue: Some(RETRY) },
     })
+}
+
+/// Follows the transfer an operation waits for. One whose source peer reported no new progress
+/// for `--transfer-stall-timeout` (counted from the status, so across leaders) is aborted, which
+/// loses nothing: the next step starts it again. The abort is reported by an Event and
+/// `qdrant_operator_transfers_aborted_total`. Returns what the status records of the transfer.
+async fn follow_transfer(ctx: &Context, qc: &QdrantCluster, client: &QdrantClient, targets: &[PodTarget], qdrant: &Health, recorded: Option<&OperationStatus>, running: Option<Running>) -> Option<TransferStatus> {
+    let running = running?;
+    let tracked = track(recorded.and_then(|o| o.transfer.as_ref()), &running, &super::now());
+    let quiet = jiff::Timestamp::now().duration_since(tracked.since.0).unsigned_abs();
+    if quiet < ctx.transfer_stall_timeout {
+        return Some(tracked);
+    }
+    let w = &running.transfer;
+    let what = format!("the transfer of shard {} of {} from peer {} to peer {}", w.shard_id, w.collection, w.from, w.to);
+    match scale::abort_transfer(client, &ctx.guard, targets, qdrant, w).await {
+        Ok(()) => {
+            let (ns, name) = (qc.namespace().unwrap_or_default(), qc.name_any());
+            ctx.metrics.transfers_aborted.with_label_values(&[ns.as_str(), name.as_str()]).inc();
+            let note = format!("Aborted {what}: no progress for {}s; it is started again", quiet.as_secs());
+            ctx.event(&qc.object_ref(&()), EventType::Warning, "TransferAborted", note).await;
+            None
+        }
+        Err(e) => {
+            tracing::warn!(cluster = %qc.name_any(), error = %e, "aborting a stalled transfer failed");
+            Some(tracked)
+        }
+    }
+}
+
+/// The status of a running transfer: since when it shows its current progress. The same
+/// transfer with the same progress as recorded keeps its time; anything else starts now.
+fn track(recorded: Option<&TransferStatus>, running: &Running, now: &Time) -> TransferStatus {
+    let w = &running.transfer;
+    let fresh = TransferStatus { collection: w.collection.clone(), shard_id: w.shard_id, from: w.from.to_string(), to: w.to.to_string(), since: now.clone(), progress: running.progress.clone() };
+    match recorded {
+        Some(r) if TransferStatus { since: r.since.clone(), ..fresh.clone() } == *r => r.clone(),
+        _ => fresh,
+    }
 }
 
 /// Deletes the volume of every Pod from `desired` to `from` that is gone and whose peer is out
@@ -150,4 +204,27 @@ async fn delete_drained_volumes(ctx: &Context, qc: &QdrantCluster, desired: i32,
         ctx.event(&qc.object_ref(&()), EventType::Normal, "VolumeDeleted", format!("Deleted {claim}: its peer was drained and removed")).await;
     }
     Ok(left)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::operations::plan::Waiting;
+
+    fn at(s: i64) -> Time {
+        Time(jiff::Timestamp::from_second(s).unwrap())
+    }
+
+    #[test]
+    fn a_transfer_keeps_its_time_only_while_it_shows_the_same_progress() {
+        let running = |shard_id, progress: Option<&str>| Running { transfer: Waiting { collection: "c".into(), shard_id, from: u64::MAX - 58, to: 7 }, progress: progress.map(str::to_owned) };
+        let first = track(None, &running(1, None), &at(100));
+        assert_eq!((first.from.as_str(), first.to.as_str(), first.since.clone()), ("18446744073709551557", "7", at(100)));
+        // Seen again, unchanged: still since 100, so its quiet time grows across reconciles
+        // and leaders.
+        assert_eq!(track(Some(&first), &running(1, None), &at(200)).since, at(100));
+        // Progress, or another transfer: the clock starts again.
+        assert_eq!(track(Some(&first), &running(1, Some("Transferring records (10/100)")), &at(200)).since, at(200));
+        assert_eq!(track(Some(&first), &running(2, None), &at(200)).since, at(200));
+    }
 }

@@ -350,7 +350,7 @@ mod tests {
     fn a_scale_down_under_way_shows_its_step_and_a_blocked_one_says_why() {
         let c = qc(1);
         let op = |blocked: Option<&str>| Operation {
-            status: OperationStatus { type_: "ScaleDown".into(), from_replicas: 3, step: "move shard 0 of a from peer 2 to peer 1".into(), pod: Some("c-2".into()) },
+            status: OperationStatus { type_: "ScaleDown".into(), from_replicas: 3, step: "move shard 0 of a from peer 2 to peer 1".into(), pod: Some("c-2".into()), transfer: None },
             blocked: blocked.map(str::to_owned),
         };
         let s = with_operation(from_stateful_set(&c, &sts(3, 3), &at(0)), Some(op(None)), 1, &[], &at(0));
@@ -365,13 +365,13 @@ mod tests {
         assert_eq!(s.reason.as_deref(), Some("ScaleDownBlocked"));
 
         // A scale-up says so, without the scale-down's condition.
-        let up = Operation { status: OperationStatus { type_: "ScaleUp".into(), from_replicas: 1, step: "replicate shard 0".into(), pod: None }, blocked: None };
+        let up = Operation { status: OperationStatus { type_: "ScaleUp".into(), from_replicas: 1, step: "replicate shard 0".into(), pod: None, transfer: None }, blocked: None };
         let u = with_operation(from_stateful_set(&qc(3), &sts(3, 3), &at(0)), Some(up), 3, &[], &at(0));
         assert_eq!((u.reason.as_deref(), u.message.as_deref()), (Some("ScaleUp"), Some("scaling up from 1 to 3 Pods: replicate shard 0")));
         assert!(u.conditions.iter().all(|c| c.type_ != "ScaleDownBlocked"));
 
         // A rolling restart names its step, without the scale-down's condition.
-        let rr = Operation { status: OperationStatus { type_: OP_ROLLING_RESTART.into(), from_replicas: 3, step: "restarting c-2".into(), pod: Some("c-2".into()) }, blocked: None };
+        let rr = Operation { status: OperationStatus { type_: OP_ROLLING_RESTART.into(), from_replicas: 3, step: "restarting c-2".into(), pod: Some("c-2".into()), transfer: None }, blocked: None };
         let r = with_operation(from_stateful_set(&qc(3), &sts(3, 3), &at(0)), Some(rr), 3, &[], &at(0));
         assert_eq!((r.reason.as_deref(), r.message.as_deref()), (Some("RollingRestart"), Some("restarting Pods one at a time: restarting c-2")));
         assert!(r.conditions.iter().all(|c| c.type_ != "ScaleDownBlocked"));

@@ -11,13 +11,14 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::health::{ordinal, Health, PodTarget};
-use super::plan::{self, ClusterView, CollectionView, PeerView, RebalanceStep, ScaleDownStep, Step};
+use super::plan::{self, ClusterView, CollectionView, PeerView, RebalanceStep, ScaleDownStep, Step, Waiting};
 use crate::leader::LeadershipGuard;
-use crate::qdrant::{CollectionClusterInfo, Peer, QdrantClient, RemovePeer, ReplicaState};
+use crate::qdrant::{AbortShardTransfer, ClusterOperation, CollectionClusterInfo, Peer, QdrantClient, RemovePeer, ReplicaState};
 
 /// How long one call waits for the step it started (a transfer, a peer removal) to finish
-/// before it returns and lets the caller report progress.
-const STEP_WAIT: Duration = Duration::from_secs(20);
+/// before it returns and lets the caller report progress, and look whether the transfer
+/// is stuck.
+const STEP_WAIT: Duration = Duration::from_secs(5);
 /// How often a running transfer is looked at: the pause between a transfer's end and the next
 /// step is at most this plus one reconcile.
 const POLL: Duration = Duration::from_millis(200);
@@ -25,9 +26,10 @@ const POLL: Duration = Duration::from_millis(200);
 /// Where an operation stands after one call.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Progress {
-    /// A step was taken, or a transfer is under way; call again soon. The text says what, and
-    /// `peer` is the peer being drained, if any.
-    Working { step: String, peer: Option<u64> },
+    /// A step was taken, or a transfer is under way; call again soon. The text says what,
+    /// `peer` is the peer being drained, if any, and `running` the transfer still under way
+    /// when the call stopped waiting for it.
+    Working { step: String, peer: Option<u64>, running: Option<Running> },
     /// Nothing is left to do: for a drain, no peer to remove is in consensus any more (the
     /// StatefulSet may shrink); for a rebalance, the placement is as even as it gets.
     Done,
@@ -35,6 +37,14 @@ pub enum Progress {
     Blocked { message: String },
     /// Qdrant could not be read, or refused the step; nothing changed. Call again later.
     Unavailable { message: String },
+}
+
+/// A shard transfer still under way, and the progress its source peer reports (Qdrant's
+/// `comment`), which tells a slow transfer from a stuck one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Running {
+    pub transfer: Waiting,
+    pub progress: Option<String>,
 }
 
 /// The peers that run in Pods with an ordinal of `desired` or more, i.e. those a scale-down
@@ -83,17 +93,17 @@ pub async fn drain_step(client: &QdrantClient, guard: &LeadershipGuard, targets:
         ScaleDownStep::Done => Progress::Done,
         blocked @ ScaleDownStep::Blocked { .. } => Progress::Blocked { message: blocked.to_string() },
         ScaleDownStep::WaitTransfers(w) => {
-            wait_transfer(&peer, &w.collection, w.shard_id).await;
-            Progress::Working { step: w.to_string(), peer: leaving_peer(&view, &leaving) }
+            let running = wait_transfer(client, targets, health, &peer, w.clone()).await;
+            Progress::Working { step: w.to_string(), peer: leaving_peer(&view, &leaving), running }
         }
-        ScaleDownStep::Shard(step) => match carry_out(&peer, guard, &step).await {
-            Ok(()) => Progress::Working { step: step.to_string(), peer: leaving_peer(&view, &leaving) },
+        ScaleDownStep::Shard(step) => match carry_out(client, targets, health, &peer, guard, &step).await {
+            Ok(running) => Progress::Working { step: step.to_string(), peer: leaving_peer(&view, &leaving), running },
             Err(message) => Progress::Unavailable { message },
         },
         ScaleDownStep::RemovePeer { peer: id } => {
             let removed = guard.write(peer.remove_peer(id, RemovePeer::Safe, Some(Duration::from_secs(10)))).await;
             match removed {
-                Ok(Ok(_)) => Progress::Working { step: format!("removed peer {id} from the cluster"), peer: Some(id) },
+                Ok(Ok(_)) => Progress::Working { step: format!("removed peer {id} from the cluster"), peer: Some(id), running: None },
                 Ok(Err(e)) => Progress::Unavailable { message: format!("removing peer {id}: {e}") },
                 Err(_) => Progress::Unavailable { message: "no longer the leader".into() },
             }
@@ -112,11 +122,11 @@ pub async fn rebalance_step(client: &QdrantClient, guard: &LeadershipGuard, targ
     match plan::rebalance_step(&view, &peers) {
         RebalanceStep::Done => Progress::Done,
         RebalanceStep::WaitTransfers(w) => {
-            wait_transfer(&peer, &w.collection, w.shard_id).await;
-            Progress::Working { step: w.to_string(), peer: None }
+            let running = wait_transfer(client, targets, health, &peer, w.clone()).await;
+            Progress::Working { step: w.to_string(), peer: None, running }
         }
-        RebalanceStep::Shard(step) => match carry_out(&peer, guard, &step).await {
-            Ok(()) => Progress::Working { step: step.to_string(), peer: None },
+        RebalanceStep::Shard(step) => match carry_out(client, targets, health, &peer, guard, &step).await {
+            Ok(running) => Progress::Working { step: step.to_string(), peer: None, running },
             Err(message) => Progress::Unavailable { message },
         },
     }
@@ -128,27 +138,60 @@ fn leaving_peer(view: &ClusterView, leaving: &[u64]) -> Option<u64> {
 }
 
 /// Sends one planned step, then waits (up to [`STEP_WAIT`]) for the transfer it starts.
-async fn carry_out(peer: &Peer, guard: &LeadershipGuard, step: &Step) -> Result<(), String> {
+async fn carry_out(client: &QdrantClient, targets: &[PodTarget], health: &Health, peer: &Peer, guard: &LeadershipGuard, step: &Step) -> Result<Option<Running>, String> {
     match guard.write(peer.update_collection_cluster(step.collection(), &step.operation(), None)).await {
         Ok(Ok(_)) => {}
         Ok(Err(e)) => return Err(format!("{step}: {e}")),
         Err(_) => return Err("no longer the leader".into()),
     }
-    if let Step::Transfer { collection, shard_id, .. } | Step::Replicate { collection, shard_id, .. } = step {
-        wait_transfer(peer, collection, *shard_id).await;
-    }
-    Ok(())
+    Ok(match step {
+        Step::Transfer { collection, shard_id, from, to, .. } | Step::Replicate { collection, shard_id, from, to, .. } => {
+            let w = Waiting { collection: collection.clone(), shard_id: *shard_id, from: *from, to: *to };
+            wait_transfer(client, targets, health, peer, w).await
+        }
+        Step::DropReplica { .. } => None,
+    })
 }
 
-/// Waits until no transfer of the shard is under way, or [`STEP_WAIT`] has passed.
-async fn wait_transfer(peer: &Peer, collection: &str, shard_id: u32) {
+/// Waits until the transfer is over, or [`STEP_WAIT`] has passed: then returns it with the
+/// progress it reports. Asks the source peer, the only one that reports progress, when its Pod
+/// answers, else `peer`.
+async fn wait_transfer(client: &QdrantClient, targets: &[PodTarget], health: &Health, peer: &Peer, w: Waiting) -> Option<Running> {
+    let source = health
+        .peers
+        .iter()
+        .find(|p| p.peer_id == w.from)
+        .and_then(|p| targets.iter().find(|t| Some(&t.pod) == p.pod.as_ref()))
+        .and_then(|t| client.peer(&t.base_url).ok());
     let deadline = Instant::now() + STEP_WAIT;
-    while Instant::now() < deadline {
-        match peer.collection_cluster_info(collection).await {
-            Ok(info) if !info.shard_transfers.iter().any(|t| t.shard_id == shard_id || t.to_shard_id == Some(shard_id)) => return,
-            Err(_) => return,
-            Ok(_) => tokio::time::sleep(POLL).await,
+    loop {
+        let info = match source.as_ref() {
+            Some(s) => match s.collection_cluster_info(&w.collection).await {
+                Ok(info) => Ok(info),
+                Err(_) => peer.collection_cluster_info(&w.collection).await,
+            },
+            None => peer.collection_cluster_info(&w.collection).await,
+        };
+        let Ok(info) = info else { return None };
+        let transfer = info.shard_transfers.iter().find(|t| t.shard_id == w.shard_id || t.to_shard_id == Some(w.shard_id));
+        match transfer {
+            None => return None,
+            Some(t) if Instant::now() >= deadline => return Some(Running { transfer: w, progress: t.comment.clone() }),
+            Some(_) => tokio::time::sleep(POLL).await,
         }
+    }
+}
+
+/// Aborts a transfer that made no progress for too long (`POST /collections/{c}/cluster`
+/// with `abort_transfer`), through the guard. The replica it was filling is dropped by Qdrant;
+/// the source keeps its own, so nothing is lost, and the next step starts the transfer again.
+pub async fn abort_transfer(client: &QdrantClient, guard: &LeadershipGuard, targets: &[PodTarget], health: &Health, w: &Waiting) -> Result<(), String> {
+    let (peer, _) = view(client, targets, health).await?;
+    let op = ClusterOperation::AbortTransfer(AbortShardTransfer { shard_id: w.shard_id, from_peer_id: w.from, to_peer_id: w.to });
+    match guard.write(peer.update_collection_cluster(&w.collection, &op, None)).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(format!("aborting the transfer of shard {} of {}: {e}", w.shard_id, w.collection)),
+        Err(_) => Err("no longer the leader".into()),
     }
 }
 

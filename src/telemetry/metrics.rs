@@ -31,6 +31,8 @@ pub struct Metrics {
     pub cluster_replicas_not_active: IntGaugeVec,
     /// 1 while a scale-down waits because going on would lose data.
     pub scale_down_blocked: IntGaugeVec,
+    /// Shard transfers aborted because they made no progress (each is started again).
+    pub transfers_aborted: IntCounterVec,
 }
 
 /// Registers a collector. Called once at start-up with static, unique names and valid label
@@ -63,6 +65,7 @@ impl Metrics {
             cluster_peers: reg(&r, IntGaugeVec::new(Opts::new("qdrant_operator_cluster_peers", "Peers in the cluster's Raft consensus, as Qdrant reports them. Exported by the leader only"), &["cluster_namespace", "cluster_name"]).unwrap()),
             cluster_replicas_not_active: reg(&r, IntGaugeVec::new(Opts::new("qdrant_operator_cluster_replicas_not_active", "Shard replicas of the cluster that are not Active. Exported by the leader only"), &["cluster_namespace", "cluster_name"]).unwrap()),
             scale_down_blocked: reg(&r, IntGaugeVec::new(Opts::new("qdrant_operator_scale_down_blocked", "1 while the cluster's scale-down cannot go on without losing data (its ScaleDownBlocked condition is True), else 0. Exported by the leader only"), &["cluster_namespace", "cluster_name"]).unwrap()),
+            transfers_aborted: reg(&r, IntCounterVec::new(Opts::new("qdrant_operator_transfers_aborted_total", "Shard transfers of the cluster that the operator aborted because their source peer reported no progress for --transfer-stall-timeout; each is started again. Exported by the leader only"), &["cluster_namespace", "cluster_name"]).unwrap()),
             registry: r,
         }
     }
@@ -99,6 +102,7 @@ impl Metrics {
         for g in [&self.cluster_healthy, &self.cluster_peers, &self.cluster_replicas_not_active, &self.scale_down_blocked] {
             let _ = g.remove_label_values(&[namespace, name]);
         }
+        let _ = self.transfers_aborted.remove_label_values(&[namespace, name]);
     }
 
     /// Drops every cluster's series when this replica stops leading: only the leader looks at
@@ -107,6 +111,7 @@ impl Metrics {
         for g in [&self.cluster_healthy, &self.cluster_peers, &self.cluster_replicas_not_active, &self.scale_down_blocked] {
             g.reset();
         }
+        self.transfers_aborted.reset();
     }
 
     pub fn render(&self) -> String {
