@@ -1,6 +1,7 @@
-"""Background sampler for the rolling-restart suites: records, a few times a second, one
-cluster's Qdrant Pods (uid, Ready, terminating) and the state of every shard replica of one
-collection, by the Pod of the peer that holds it. restart_check.py judges the samples.
+"""Background sampler for the suites that restart or replace Qdrant Pods: records, a few times
+a second, one cluster's Qdrant Pods (uid, Ready, terminating), the state of every shard replica
+of one collection, by the Pod of the peer that holds it, and each answering Pod's view of the
+consensus (its peer id, the Raft leader, the peer ids). restart_check.py judges the samples.
 
 Usage: restart_sampler.py OUT.jsonl NAMESPACE CLUSTER COLLECTION   (API key in QDRANT_KEY;
 stops on SIGTERM)
@@ -40,6 +41,18 @@ def ask(pod, path):
         return json.load(r)["result"]
 
 
+def consensus(names):
+    """Each answering Pod's own peer id, Raft leader and peer ids."""
+    views = {}
+    for pod in sorted(names):
+        try:
+            c = ask(pod, "/cluster")
+        except Exception:  # noqa: BLE001 - a Pod restarting does not answer
+            continue
+        views[pod] = {"peer_id": c.get("peer_id"), "leader": (c.get("raft_info") or {}).get("leader"), "peers": sorted(int(p) for p in c.get("peers", {}))}
+    return views
+
+
 def replicas(names):
     """Every replica as [pod, shard, state], from the first Pod that answers; None if none."""
     for pod in sorted(names):
@@ -64,6 +77,6 @@ with open(OUT, "a", encoding="utf-8") as out:
             print(f"pod listing failed: {e}", file=sys.stderr)
             time.sleep(0.2)
             continue
-        out.write(json.dumps({"t": t, "pods": seen, "replicas": replicas(seen)}) + "\n")
+        out.write(json.dumps({"t": t, "pods": seen, "replicas": replicas(seen), "consensus": consensus(seen)}) + "\n")
         out.flush()
         time.sleep(0.1)

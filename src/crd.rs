@@ -349,6 +349,9 @@ pub struct QdrantPeerStatus {
     pub peer_id: String,
     /// The peer's internal (p2p) URI.
     pub uri: String,
+    /// The volume this peer was seen answering from: the uid of its Pod's PersistentVolumeClaim, or of the Pod itself without persistence. A peer whose Pod runs on another volume now lost its data, and is replaced (see `ReplaceLostPeer`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volume: Option<String>,
 }
 
 /// The phase of a Qdrant cluster, as the older operator's suites read it.

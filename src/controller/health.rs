@@ -65,7 +65,8 @@ pub async fn observe(ctx: &Context, qc: &QdrantCluster, access: &Access) -> Resu
 
 /// Asks every Pod how Qdrant is, then writes the status that the StatefulSet, Qdrant's answers
 /// and the operation under way give, the per-cluster gauges, and an Event when health flips.
-pub async fn refresh(ctx: &Context, qc: &QdrantCluster, sts: &StatefulSet, access: &Access, op: Option<status::Operation>) -> Result<(), Error> {
+/// Returns whether Qdrant is healthy.
+pub async fn refresh(ctx: &Context, qc: &QdrantCluster, sts: &StatefulSet, access: &Access, op: Option<status::Operation>) -> Result<bool, Error> {
     let (ns, name) = (qc.namespace().unwrap_or_default(), qc.name_any());
     let (_, qdrant) = observe(ctx, qc, access).await?;
     ctx.metrics.cluster_health(&ns, &name, qdrant.is_healthy(), qdrant.peer_count, qdrant.replicas_not_active);
@@ -74,7 +75,10 @@ pub async fn refresh(ctx: &Context, qc: &QdrantCluster, sts: &StatefulSet, acces
 
     let old = qc.status.clone().unwrap_or_default();
     let t = now();
-    let st = status::with_health(status::from_stateful_set(qc, sts, &t), &qdrant, &old.conditions, &t);
+    let mut st = status::with_health(status::from_stateful_set(qc, sts, &t), &qdrant, &old.conditions, &t);
+    if let Some(q) = st.qdrant.as_mut() {
+        super::volumes::record(ctx, qc, &qdrant, q, old.qdrant.as_ref()).await?;
+    }
     let st = status::with_operation(st, op, qc.spec.replicas, &old.conditions, &t);
     write_status(ctx, &qc.metadata, qc.status.as_ref(), &st).await?;
     let was_healthy = old.conditions.iter().find(|c| c.type_ == "Healthy").map(|c| c.status == "True");
@@ -84,7 +88,7 @@ pub async fn refresh(ctx: &Context, qc: &QdrantCluster, sts: &StatefulSet, acces
         (Some(false), true) => ctx.event(&obj, EventType::Normal, "Healthy", qdrant.message()).await,
         _ => {}
     }
-    Ok(())
+    Ok(qdrant.is_healthy())
 }
 
 /// The cluster's Pods as places to ask: each by its DNS name (not its IP, which changes with
@@ -124,7 +128,7 @@ async fn refresh_idle(ctx: &Context, qc: &QdrantCluster) -> Result<(), Error> {
     let Some(access) = ctx.access(&key(&qc.metadata)).filter(|_| settled) else { return Ok(()) };
     let api: Api<StatefulSet> = Api::namespaced(ctx.client.clone(), &qc.namespace().unwrap_or_default());
     let Some(sts) = api.get_opt(&qc.name_any()).await? else { return Ok(()) };
-    refresh(ctx, qc, &sts, &access, None).await
+    refresh(ctx, qc, &sts, &access, None).await.map(|_| ())
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ pub mod pods;
 pub mod restart;
 pub mod status;
 pub mod validate;
+pub mod volumes;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -252,7 +253,7 @@ async fn reconcile_inner(cached: &Stored, ctx: &Context) -> Result<Action, Error
         }
     };
     let old = qc.status.clone().unwrap_or_default();
-    health::refresh(ctx, qc, &sts, &access, op).await?;
+    let healthy = health::refresh(ctx, qc, &sts, &access, op).await?;
     ctx.set_access(&qc.metadata, access);
     let obj = qc.object_ref(&());
     if old.observed_generation.is_none() {
@@ -264,7 +265,9 @@ async fn reconcile_inner(cached: &Stored, ctx: &Context) -> Result<Action, Error
         }
     }
     // Qdrant's state changes without any Kubernetes event: `health::refresh_loop` looks again,
-    // or this reconcile, soon, while an operation goes on.
+    // or this reconcile, soon, while an operation goes on, and while Qdrant is unhealthy (a
+    // lost peer is only handled here).
+    let requeue = requeue.or_else(|| (!healthy).then_some(RECHECK));
     Ok(requeue.map_or_else(Action::await_change, Action::requeue))
 }
 

@@ -23,6 +23,7 @@ pub const REVISION_LABEL: &str = "controller-revision-hash";
 /// What the index keeps of one Pod.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PodState {
+    pub uid: String,
     pub ready: bool,
     /// The StatefulSet revision the Pod was made from (`controller-revision-hash`).
     pub revision: Option<String>,
@@ -100,7 +101,7 @@ impl PodIndex {
 /// Where a Pod goes in the index: its cluster (the `clustername` label), name and state.
 fn entry(pod: &Pod) -> Option<((String, String), String, PodState)> {
     let cluster = pod.labels().get("clustername")?.clone();
-    let state = PodState { ready: is_ready(pod), revision: pod.labels().get(REVISION_LABEL).cloned() };
+    let state = PodState { uid: pod.metadata.uid.clone().unwrap_or_default(), ready: is_ready(pod), revision: pod.labels().get(REVISION_LABEL).cloned() };
     Some(((pod.namespace().unwrap_or_default(), cluster), pod.name_any(), state))
 }
 
@@ -143,7 +144,7 @@ mod tests {
         index.handle(watcher::Event::Apply(updated), &mut b);
         index.handle(watcher::Event::Delete(pod("a", "a-0", true)), &mut b);
         assert_eq!(index.pods("ns", "a"), Some(vec![("a-1".into(), true)]));
-        assert_eq!(index.states("ns", "a"), Some(vec![("a-1".into(), PodState { ready: true, revision: Some("a-7f".into()) })]));
+        assert_eq!(index.states("ns", "a"), Some(vec![("a-1".into(), PodState { uid: String::new(), ready: true, revision: Some("a-7f".into()) })]));
 
         // A relisting replaces everything: a Pod deleted while the watch was down is gone.
         index.handle(watcher::Event::Init, &mut b);

@@ -17,8 +17,8 @@ use kube::api::{Api, DeleteParams};
 use kube::runtime::events::EventType;
 use kube::{Resource, ResourceExt};
 
-use super::status::{Operation, OP_SCALE_DOWN as SCALE_DOWN, OP_SCALE_UP as SCALE_UP};
-use super::{build, health, Context, RECHECK};
+use super::status::{Operation, OP_REPLACE_LOST_PEER as REPLACE, OP_ROLLING_RESTART, OP_SCALE_DOWN as SCALE_DOWN, OP_SCALE_UP as SCALE_UP};
+use super::{build, health, volumes, Context, RECHECK};
 use crate::crd::{OperationStatus, QdrantCluster, TransferStatus};
 use crate::operations::health::{Health, PodTarget};
 use crate::operations::scale::{self, Progress, Running};
@@ -48,7 +48,15 @@ pub async fn next(ctx: &Context, qc: &QdrantCluster, access: &Access) -> Result<
     let sts_api: Api<StatefulSet> = Api::namespaced(ctx.client.clone(), &qc.namespace().unwrap_or_default());
     let Some(current) = sts_api.get_opt(&qc.name_any()).await?.and_then(|s| s.spec?.replicas) else { return Ok(idle) };
     let any = qc.status.as_ref().and_then(|s| s.operation.clone());
-    if current <= desired && any.as_ref().is_none_or(|o| o.type_ == SCALE_UP) {
+    let degraded = qc.status.as_ref().and_then(|s| s.qdrant.as_ref()).is_some_and(|q| q.health != "Healthy");
+    // A lost peer is replaced before anything else goes on: a rolling restart waits for the
+    // cluster to be whole, which it is not until then.
+    if degraded && any.as_ref().is_none_or(|o| o.type_ == REPLACE || o.type_ == OP_ROLLING_RESTART) {
+        if let Some(decision) = replace_lost_peer(ctx, qc, access, current, any.as_ref()).await? {
+            return Ok(decision);
+        }
+    }
+    if current <= desired && any.as_ref().is_none_or(|o| o.type_ == SCALE_UP || o.type_ == REPLACE) {
         return scale_up(ctx, qc, access, current, any).await;
     }
     let recorded = any.filter(|o| o.type_ == SCALE_DOWN);
@@ -100,9 +108,42 @@ pub async fn next(ctx: &Context, qc: &QdrantCluster, access: &Access) -> Result<
     })
 }
 
+/// Forgets a peer whose volume was replaced (see `volumes`), one step per call: its replicas
+/// that have Active copies elsewhere are dropped, then it is removed from consensus, which
+/// lets its Pod's new peer join. A shard whose only copy it held blocks that, and is reported.
+/// `None` when no peer is lost; once it is gone, [`scale_up`] carries on with the
+/// `ReplaceLostPeer` operation and brings every shard back to its replication factor.
+async fn replace_lost_peer(ctx: &Context, qc: &QdrantCluster, access: &Access, current: i32, recorded: Option<&OperationStatus>) -> Result<Option<Decision>, Error> {
+    let (targets, qdrant) = health::observe(ctx, qc, access).await?;
+    let Some((peer, pod)) = volumes::lost(ctx, qc, &qdrant).await?.into_iter().next() else { return Ok(None) };
+    let op = |step: String, blocked: Option<String>| Some(Operation { status: OperationStatus { type_: REPLACE.into(), from_replicas: current, step, pod: Some(pod.clone()), transfer: None }, blocked });
+    let client = match ctx.qdrant.client(access) {
+        Ok(c) => c,
+        Err(e) => return Ok(Some(Decision { keep: current, op: op(format!("cannot reach Qdrant: {e}"), None), requeue: Some(RECHECK) })),
+    };
+    Ok(Some(match scale::forget_step(&client, &ctx.guard, &targets, &qdrant, peer).await {
+        Progress::Done => Decision { keep: current, op: op(format!("peer {peer} is out of the cluster; waiting for {pod} to join again"), None), requeue: Some(Duration::from_secs(1)) },
+        Progress::Working { step, running, .. } => {
+            let mut shown = op(step, None);
+            if let Some(o) = shown.as_mut() {
+                o.status.transfer = follow_transfer(ctx, qc, &client, &targets, &qdrant, recorded, running).await;
+            }
+            Decision { keep: current, op: shown, requeue: Some(NEXT_STEP) }
+        }
+        Progress::Unavailable { message } => Decision { keep: current, op: op(message, None), requeue: Some(RETRY) },
+        Progress::Blocked { message } => {
+            if recorded.is_none_or(|o| o.step != message) {
+                ctx.event(&qc.object_ref(&()), EventType::Warning, "PeerLost", message.clone()).await;
+            }
+            Decision { keep: current, op: op(message.clone(), Some(message)), requeue: Some(RECHECK) }
+        }
+    }))
+}
+
 /// A scale-up: once every new Pod's peer is in the cluster, one rebalancing step per call,
 /// until the placement is as even as it gets. Starts when the StatefulSet has fewer Pods than
 /// wanted and `spec.rebalance` is on; `status.operation` carries it over to the next calls.
+/// The same ends the replacement of a lost peer, whose Pod's new peer joins empty.
 async fn scale_up(ctx: &Context, qc: &QdrantCluster, access: &Access, current: i32, recorded: Option<OperationStatus>) -> Result<Decision, Error> {
     let desired = qc.spec.replicas;
     let idle = Decision { keep: desired, op: None, requeue: None };
@@ -116,7 +157,9 @@ async fn scale_up(ctx: &Context, qc: &QdrantCluster, access: &Access, current: i
         None if current < desired && current > 0 => current,
         None => return Ok(idle),
     };
-    let op = |step: String| Some(Operation { status: OperationStatus { type_: SCALE_UP.into(), from_replicas: from, step, pod: None, transfer: None }, blocked: None });
+    let kind = recorded.as_ref().map_or(SCALE_UP, |o| o.type_.as_str()).to_owned();
+    let pod = recorded.as_ref().and_then(|o| o.pod.clone());
+    let op = |step: String| Some(Operation { status: OperationStatus { type_: kind.clone(), from_replicas: from, step, pod: pod.clone(), transfer: None }, blocked: None });
     let (targets, qdrant) = health::observe(ctx, qc, access).await?;
     let joined = (0..desired).all(|i| qdrant.peers.iter().any(|p| p.pod.as_deref() == Some(format!("{}-{i}", qc.name_any()).as_str())));
     if !joined {
@@ -128,7 +171,11 @@ async fn scale_up(ctx: &Context, qc: &QdrantCluster, access: &Access, current: i
     };
     Ok(match scale::rebalance_step(&client, &ctx.guard, &targets, &qdrant).await {
         Progress::Done => {
-            ctx.event(&qc.object_ref(&()), EventType::Normal, "Rebalanced", format!("Scaled up from {from} to {desired} Pods; shard replicas spread over every peer")).await;
+            let note = match &pod {
+                Some(pod) if kind == REPLACE => format!("{pod} joined again with a new peer; every shard is back to its replication factor"),
+                _ => format!("Scaled up from {from} to {desired} Pods; shard replicas spread over every peer"),
+            };
+            ctx.event(&qc.object_ref(&()), EventType::Normal, if kind == REPLACE { "PeerReplaced" } else { "Rebalanced" }, note).await;
             idle
         }
         Progress::Working { step, running, .. } => {

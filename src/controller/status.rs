@@ -106,6 +106,7 @@ pub fn from_stateful_set(qc: &QdrantCluster, sts: &StatefulSet, now: &Time) -> Q
 pub const OP_SCALE_DOWN: &str = "ScaleDown";
 pub const OP_SCALE_UP: &str = "ScaleUp";
 pub const OP_ROLLING_RESTART: &str = "RollingRestart";
+pub const OP_REPLACE_LOST_PEER: &str = "ReplaceLostPeer";
 
 /// A Qdrant operation to show in the status: what it is (see [`OperationStatus`]) and, when
 /// it cannot go on, why.
@@ -136,6 +137,11 @@ pub fn with_operation(mut status: QdrantClusterStatus, op: Option<Operation>, de
             (if blocked { "ScaleDownBlocked" } else { OP_SCALE_DOWN }, format!("scaling down from {from} to {desired} Pods: {message}"))
         }
         OP_SCALE_UP => (OP_SCALE_UP, format!("scaling up from {from} to {desired} Pods: {}", op.status.step)),
+        OP_REPLACE_LOST_PEER => {
+            let pod = op.status.pod.as_deref().unwrap_or("a Pod");
+            let reason = if op.blocked.is_some() { "PeerLost" } else { OP_REPLACE_LOST_PEER };
+            (reason, format!("replacing the peer of {pod}, whose volume was replaced: {}", op.status.step))
+        }
         other => (other, format!("restarting Pods one at a time: {}", op.status.step)),
     };
     status.reason = Some(reason.into());
@@ -241,6 +247,7 @@ mod tests {
             replicas_not_active: Some(0),
             replicas_not_active_sample: vec![],
             unreachable: Default::default(),
+            answering: Default::default(),
             problems,
         }
     }

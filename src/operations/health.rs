@@ -370,6 +370,8 @@ pub struct Health {
     /// Pods that did not answer `GET /cluster` at all: whatever the consensus says about
     /// their replicas, nothing can be read from them now.
     pub unreachable: BTreeSet<String>,
+    /// The peers that answered for themselves, and the Pod each answered from.
+    pub answering: BTreeMap<u64, String>,
     /// Everything wrong; empty when healthy.
     pub problems: Vec<Problem>,
 }
@@ -443,6 +445,8 @@ impl Health {
                     pod: p.pod.clone(),
                     peer_id: p.peer_id.to_string(),
                     uri: p.uri.clone(),
+                    // Kubernetes knows the volumes; the controller adds them.
+                    volume: None,
                 })
                 .collect(),
             raft_leader: self.leader_pod.clone(),
@@ -589,6 +593,7 @@ pub fn assess(observations: &[PodObservation], expected_pods: usize) -> Health {
             .filter(|o| matches!(&o.cluster, Err(f) if f.kind == FailureKind::Unreachable))
             .map(|o| o.pod.clone())
             .collect(),
+        answering: BTreeMap::new(),
         problems: Vec::new(),
     };
 
@@ -616,6 +621,7 @@ pub fn assess(observations: &[PodObservation], expected_pods: usize) -> Health {
                 self_ids.insert(info.peer_id, &o.pod);
             }
         }
+        health.answering = self_ids.iter().map(|(id, pod)| (*id, pod.to_string())).collect();
 
         for (&id, peer) in &auth_info.peers {
             let by_self = self_ids.get(&id).map(|p| p.to_string());

@@ -827,3 +827,67 @@ fn best_move(
     }
     None
 }
+
+// ---------------------------------------------------------------------------------------------
+// A lost peer
+
+/// The next step in forgetting a peer whose data is gone (its Pod runs on a new, empty
+/// volume): Qdrant keeps it in consensus, with its URI, so the Pod's new peer cannot join.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ForgetStep {
+    /// Drop the lost peer's replica of a shard that has an Active replica elsewhere.
+    Drop(Step),
+    /// Wait for a transfer that involves the lost peer to end (Qdrant aborts those whose
+    /// peer is gone).
+    WaitTransfers(Waiting),
+    /// The lost peer holds nothing: remove it from consensus, without `force`.
+    RemovePeer { peer: u64 },
+    /// The peer is not in consensus any more.
+    Done,
+    /// A shard's only copy was on the lost peer: nothing is dropped or removed, since only
+    /// the user can say the data is gone for good (or bring the volume back).
+    Blocked { collection: String, shard_id: u32, peer: u64 },
+}
+
+impl fmt::Display for ForgetStep {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ForgetStep::Drop(step) => step.fmt(f),
+            ForgetStep::WaitTransfers(w) => w.fmt(f),
+            ForgetStep::RemovePeer { peer } => write!(f, "remove peer {peer}, whose volume was replaced, from the cluster"),
+            ForgetStep::Done => f.write_str("the lost peer is out of the cluster"),
+            ForgetStep::Blocked { collection, shard_id, peer } => write!(
+                f,
+                "peer {peer} lost its volume and held the only Active replica of shard {shard_id} of {collection}: \
+                 restore that shard from a snapshot, or remove the peer with force to accept the loss"
+            ),
+        }
+    }
+}
+
+/// What to do about a lost peer: drop its replicas one at a time where another peer in
+/// consensus has an Active one ([`safe_to_drop`]), then remove it. Never drops the last
+/// Active replica of a shard; a shard with no Active replica but the lost one blocks.
+pub fn forget_step(view: &ClusterView, lost: u64) -> ForgetStep {
+    if !view.in_consensus(lost) {
+        return ForgetStep::Done;
+    }
+    for c in &view.collections {
+        for (&shard_id, replicas) in &c.shards {
+            if !replicas.contains_key(&lost) {
+                continue;
+            }
+            if let Some(t) = c.transfer_of(shard_id) {
+                return ForgetStep::WaitTransfers(Waiting::new(c, t));
+            }
+            if safe_to_drop(view, &c.name, shard_id, lost) {
+                return ForgetStep::Drop(Step::DropReplica { collection: c.name.clone(), shard_id, peer: lost });
+            }
+            return ForgetStep::Blocked { collection: c.name.clone(), shard_id, peer: lost };
+        }
+    }
+    if let Some((c, t)) = view.collections.iter().find_map(|c| c.transfers.iter().find(|t| t.touches_peer(lost)).map(|t| (c, t))) {
+        return ForgetStep::WaitTransfers(Waiting::new(c, t));
+    }
+    ForgetStep::RemovePeer { peer: lost }
+}

@@ -11,7 +11,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::health::{ordinal, Health, PodTarget};
-use super::plan::{self, ClusterView, CollectionView, PeerView, RebalanceStep, ScaleDownStep, Step, Waiting};
+use super::plan::{self, ClusterView, CollectionView, ForgetStep, PeerView, RebalanceStep, ScaleDownStep, Step, Waiting};
 use crate::leader::LeadershipGuard;
 use crate::qdrant::{AbortShardTransfer, ClusterOperation, CollectionClusterInfo, Peer, QdrantClient, RemovePeer, ReplicaState};
 
@@ -128,6 +128,33 @@ pub async fn rebalance_step(client: &QdrantClient, guard: &LeadershipGuard, targ
         RebalanceStep::Shard(step) => match carry_out(client, targets, health, &peer, guard, &step).await {
             Ok(running) => Progress::Working { step: step.to_string(), peer: None, running },
             Err(message) => Progress::Unavailable { message },
+        },
+    }
+}
+
+/// One step of forgetting a peer whose volume was replaced (see [`plan::forget_step`]): its
+/// replicas that have an Active copy elsewhere are dropped one at a time, then it is removed
+/// from consensus without `force`, which lets its Pod's new peer join with the same URI.
+pub async fn forget_step(client: &QdrantClient, guard: &LeadershipGuard, targets: &[PodTarget], health: &Health, lost: u64) -> Progress {
+    let (peer, view) = match view(client, targets, health).await {
+        Ok(v) => v,
+        Err(message) => return Progress::Unavailable { message },
+    };
+    match plan::forget_step(&view, lost) {
+        ForgetStep::Done => Progress::Done,
+        blocked @ ForgetStep::Blocked { .. } => Progress::Blocked { message: blocked.to_string() },
+        ForgetStep::WaitTransfers(w) => {
+            let running = wait_transfer(client, targets, health, &peer, w.clone()).await;
+            Progress::Working { step: w.to_string(), peer: Some(lost), running }
+        }
+        ForgetStep::Drop(step) => match carry_out(client, targets, health, &peer, guard, &step).await {
+            Ok(_) => Progress::Working { step: step.to_string(), peer: Some(lost), running: None },
+            Err(message) => Progress::Unavailable { message },
+        },
+        ForgetStep::RemovePeer { peer: id } => match guard.write(peer.remove_peer(id, RemovePeer::Safe, Some(Duration::from_secs(10)))).await {
+            Ok(Ok(_)) => Progress::Working { step: format!("removed peer {id}, whose volume was replaced, from the cluster"), peer: Some(id), running: None },
+            Ok(Err(e)) => Progress::Unavailable { message: format!("removing peer {id}: {e}") },
+            Err(_) => Progress::Unavailable { message: "no longer the leader".into() },
         },
     }
 }

@@ -1334,4 +1334,56 @@ proptest! {
         let peers: Vec<u64> = view.peers.iter().map(|p| p.id).collect();
         prop_assert_eq!(rebalance_step(&fresh, &peers), rebalance_step(&view, &peers));
     }
+
+    /// Forgetting a lost peer never drops a shard's last Active replica: it drops only
+    /// replicas copied Active elsewhere, removes the peer only once it holds nothing, and
+    /// otherwise stops, blocked, with every replica it did not drop still there.
+    #[test]
+    fn forgetting_a_lost_peer_never_drops_the_last_active_replica(view in random_cluster(false), pick in any::<prop::sample::Index>()) {
+        let lost = view.peers[pick.index(view.peers.len())].id;
+        let mut now = view.clone();
+        for _ in 0..MAX_STEPS {
+            match forget_step(&now, lost) {
+                ForgetStep::Drop(step) => {
+                    let Step::DropReplica { collection, shard_id, peer } = &step else { panic!("{step:?}") };
+                    prop_assert_eq!(*peer, lost);
+                    let c = now.collection(collection).unwrap();
+                    let others = c.shards[shard_id].iter().filter(|(&p, s)| p != lost && **s == ReplicaState::Active).count();
+                    prop_assert!(others >= 1, "dropped the last Active replica of {}/{}", collection, shard_id);
+                    apply(&mut now, &step);
+                }
+                ForgetStep::WaitTransfers(w) => {
+                    let c = now.collections.iter_mut().find(|c| c.name == w.collection).unwrap();
+                    c.transfers.retain(|t| !(t.shard_id == w.shard_id && t.from == w.from && t.to == w.to));
+                }
+                ForgetStep::RemovePeer { peer } => {
+                    prop_assert!(!peer_holds_data(&now, peer));
+                    now.peers.retain(|p| p.id != peer);
+                }
+                ForgetStep::Done => break,
+                ForgetStep::Blocked { collection, shard_id, .. } => {
+                    let c = now.collection(&collection).unwrap();
+                    prop_assert!(c.shards[&shard_id].contains_key(&lost));
+                    break;
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn a_lost_peer_is_forgotten_replica_by_replica_unless_it_held_the_only_copy() {
+    // Shard 0 is also on P1, shard 1 only on the lost P0.
+    let view = docs(2, &[(0, P0, "Active"), (0, P1, "Active"), (1, P0, "Active"), (1, P2, "Dead")]);
+    assert_eq!(forget_step(&view, P0), ForgetStep::Drop(dropped("docs", 0, P0)));
+    let mut after = view.clone();
+    apply(&mut after, &dropped("docs", 0, P0));
+    assert_eq!(forget_step(&after, P0), ForgetStep::Blocked { collection: "docs".into(), shard_id: 1, peer: P0 });
+    // With shard 1 copied elsewhere too, the peer ends up empty and is removed.
+    let view = docs(2, &[(0, P0, "Active"), (0, P1, "Active"), (1, P2, "Active")]);
+    let mut after = view.clone();
+    apply(&mut after, &dropped("docs", 0, P0));
+    assert_eq!(forget_step(&after, P0), ForgetStep::RemovePeer { peer: P0 });
+    after.peers.retain(|p| p.id != P0);
+    assert_eq!(forget_step(&after, P0), ForgetStep::Done);
 }
