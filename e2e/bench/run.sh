@@ -2,7 +2,8 @@
 # make bench: measures failover, reconcile latency and throughput, steady-state API load and
 # footprint on the local control plane, from the API server's point of view (audit log
 # timestamps) wherever it can. Prints a markdown table and writes docs/benchmarks.md.
-# Stops by itself; the whole run takes about 12 minutes.
+# Then scale-downs 3 -> 1 on stand-in Qdrant Pods (e2e/bench/scale_down.sh). Stops by itself;
+# the whole run takes about 15 minutes.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source e2e/utils.sh
@@ -110,6 +111,18 @@ mark kind=idle_end leader="$leader" follower="$follower" \
   follower_peak="$(python3 e2e/bench/proc.py peak "$(cat "$E2E_STATE/pods/$follower.pid")")"
 
 python3 e2e/bench/analyze.py "$E2E_STATE/audit.log" "$marks" "$OUT/settings.json" >"$OUT/table.md"
+
+echo "[bench] scale-down 3 -> 1 on stand-in Qdrant Pods" >&2
+# A new control plane starts from an empty state directory: keep the table aside.
+table=$(cat "$OUT/table.md")
+cleanup
+bench_qcs=()
+e2e/cluster/down.sh
+e2e/cluster/up.sh
+e2e/cluster/deploy.sh
+e2e/bench/scale_down.sh
+mkdir -p "$OUT"
+printf '%s\n\n%s\n' "$table" "$(cat "$E2E_STATE/bench/scale-down/section.md")" >"$OUT/table.md"
 python3 - "$OUT/table.md" "$(lease_duration_seconds)" "$((SECONDS - t_start))" >docs/benchmarks.md <<'PY'
 import os, platform, subprocess, sys, time
 table, ld, took = open(sys.argv[1]).read(), sys.argv[2], sys.argv[3]

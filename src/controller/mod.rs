@@ -265,9 +265,9 @@ async fn reconcile_inner(cached: &Stored, ctx: &Context) -> Result<Action, Error
         }
     }
     // Qdrant's state changes without any Kubernetes event: `health::refresh_loop` looks again,
-    // or this reconcile, soon, while an operation goes on, and while Qdrant is unhealthy (a
-    // lost peer is only handled here).
-    let requeue = requeue.or_else(|| (!healthy).then_some(RECHECK));
+    // or this reconcile, soon, while an operation goes on, and while a peer may have been
+    // lost (that is only handled here; a Pod that crash-loops changes nothing we watch).
+    let requeue = requeue.or_else(|| (!healthy && volumes::recorded(qc)).then_some(RECHECK));
     Ok(requeue.map_or_else(Action::await_change, Action::requeue))
 }
 

@@ -103,9 +103,9 @@ pub async fn step(ctx: &Context, qc: &QdrantCluster, sts: &StatefulSet, access: 
     let recorded = qc.status.as_ref().and_then(|s| s.operation.as_ref()).is_some_and(|o| o.type_ == OP_ROLLING_RESTART);
     let status = sts.status.as_ref();
     // Until the StatefulSet controller has seen the current template, its updateRevision is
-    // the previous one: look again shortly.
+    // the previous one. Its status update, when it has, brings the next reconcile.
     if status.and_then(|s| s.observed_generation) < sts.metadata.generation {
-        return Ok(Decision { op: None, requeue: Some(POLL) });
+        return Ok(idle);
     }
     let Some(update_revision) = status.and_then(|s| s.update_revision.clone()) else { return Ok(idle) };
     let (ns, name) = (qc.namespace().unwrap_or_default(), qc.name_any());

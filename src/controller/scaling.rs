@@ -48,10 +48,9 @@ pub async fn next(ctx: &Context, qc: &QdrantCluster, access: &Access) -> Result<
     let sts_api: Api<StatefulSet> = Api::namespaced(ctx.client.clone(), &qc.namespace().unwrap_or_default());
     let Some(current) = sts_api.get_opt(&qc.name_any()).await?.and_then(|s| s.spec?.replicas) else { return Ok(idle) };
     let any = qc.status.as_ref().and_then(|s| s.operation.clone());
-    let degraded = qc.status.as_ref().and_then(|s| s.qdrant.as_ref()).is_some_and(|q| q.health != "Healthy");
     // A lost peer is replaced before anything else goes on: a rolling restart waits for the
     // cluster to be whole, which it is not until then.
-    if degraded && any.as_ref().is_none_or(|o| o.type_ == REPLACE || o.type_ == OP_ROLLING_RESTART) {
+    if volumes::may_have_lost(qc) && any.as_ref().is_none_or(|o| o.type_ == REPLACE || o.type_ == OP_ROLLING_RESTART) {
         if let Some(decision) = replace_lost_peer(ctx, qc, access, current, any.as_ref()).await? {
             return Ok(decision);
         }

@@ -51,6 +51,19 @@ pub async fn record(ctx: &Context, qc: &QdrantCluster, health: &Health, status: 
     Ok(())
 }
 
+/// Whether a peer may have been lost, as far as the stored status tells without asking
+/// anyone: Qdrant was not healthy at the last look, and some peer's volume is recorded. Only
+/// then is [`lost`] worth its requests; a cluster whose peers never answered (or that is
+/// healthy) costs nothing.
+pub fn may_have_lost(qc: &QdrantCluster) -> bool {
+    qc.status.as_ref().and_then(|s| s.qdrant.as_ref()).is_some_and(|q| q.health != "Healthy") && recorded(qc)
+}
+
+/// Whether the stored status records the volume of any peer.
+pub fn recorded(qc: &QdrantCluster) -> bool {
+    qc.status.as_ref().and_then(|s| s.qdrant.as_ref()).is_some_and(|q| q.peers.iter().any(|p| p.volume.is_some()))
+}
+
 /// The peers whose data is gone: recorded on a volume that their Pod no longer runs on, still
 /// in consensus, and not answering for themselves. Each with its Pod.
 pub async fn lost(ctx: &Context, qc: &QdrantCluster, health: &Health) -> Result<Vec<(u64, String)>, Error> {
