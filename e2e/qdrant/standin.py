@@ -6,7 +6,8 @@ API (paths, bodies and status codes as in Qdrant's OpenAPI documents) and behave
 Qdrant cluster where the operator can observe it: peers join through `--bootstrap`, keep their
 peer id and data across restarts (re-synchronising replicas that may have missed writes),
 spread collection shards over peers, move and replicate shards in transfers that take real
-time, and lose points when the last replica goes away.
+time, lose points when the last replica goes away, and elect a new metadata leader when the
+leader is gone and the others are a majority.
 
 It is started like the real binary (same flags, config file and `QDRANT__...` variables), so
 a test can swap it for `QDRANT_BIN=/path/to/qdrant`. Python 3.11 standard library only.
@@ -23,6 +24,7 @@ import http.client
 import http.server
 import json
 import os
+import random
 import re
 import secrets
 import shutil
@@ -52,6 +54,14 @@ FAULTS_ENABLED = os.environ.get("QDRANT_STANDIN_FAULTS") == "1"
 # not polled for this long.
 FOLLOWER_SILENCE = 3.0
 LONG_POLL_SECONDS = 2.0
+# A follower that has not heard from the leader for this long (plus a stagger by peer id and a
+# random jitter) asks the other peers for their votes and becomes leader with a majority. 0 turns
+# elections off: the leader is then only ever replaced by removing it (the old behaviour).
+ELECTION_SECONDS = float(os.environ.get("QDRANT_STANDIN_ELECTION_SECONDS", "2.0"))
+# p2p requests name the peer they are meant for, and answers the peer that answered, so that a
+# new process at an old peer's URI is never taken for that peer (Qdrant's gRPC checks it too).
+TO_PEER_HEADER = "x-standin-to-peer"
+FROM_PEER_HEADER = "x-standin-peer-id"
 REPLICA_STATES_WRITABLE = ("Active", "Partial")
 
 
@@ -569,9 +579,14 @@ def condition_matches(c, key, payload):
 P2P_CLIENT_TLS = None
 
 
-def p2p_call(uri, method, path, body=None, api_key=None, timeout=5.0):
-    """Calls another peer's internal API. Returns the decoded JSON answer, raises ApiError for
-    an error answer and PeerUnreachable when the peer cannot be reached."""
+def p2p_call(uri, method, path, body=None, api_key=None, timeout=5.0, peer_id=None):
+    """Calls another peer's internal API. Returns the decoded JSON answer (an object).
+
+    `peer_id`: the peer expected at `uri`; the request names it and an answer from any other
+    process there counts as unreachable. Raises ApiError only for a well-formed error answer of
+    the expected peer (a consensus verdict such as 400 or 409), and PeerUnreachable for
+    everything else: no connection, no or a malformed answer, another peer answering, a peer
+    that has not joined yet or is not the one asked for (503, 421), an internal error."""
     u = urllib.parse.urlsplit(uri)
     try:
         if u.scheme == "https":
@@ -582,19 +597,57 @@ def p2p_call(uri, method, path, body=None, api_key=None, timeout=5.0):
         headers = {"content-type": "application/json"}
         if api_key:
             headers["api-key"] = api_key
+        if peer_id is not None:
+            headers[TO_PEER_HEADER] = str(peer_id)
         conn.request(method, path, body=data, headers=headers)
         resp = conn.getresponse()
         raw = resp.read()
+        answered_by = resp.getheader(FROM_PEER_HEADER)
         conn.close()
-    except (OSError, http.client.HTTPException) as e:
+    except (OSError, http.client.HTTPException, ValueError) as e:
         raise PeerUnreachable(f"{uri}: {e}") from e
     try:
-        answer = json.loads(raw) if raw else {}
-    except ValueError as e:
+        answer = loads_json(raw) if raw else None
+    except (ValueError, UnicodeDecodeError) as e:
         raise PeerUnreachable(f"{uri}: undecodable answer ({e})") from e
-    if resp.status >= 300:
-        raise ApiError(resp.status, answer.get("error", f"peer {uri} answered {resp.status}"))
-    return answer
+    if not isinstance(answer, dict) or answered_by is None:
+        raise PeerUnreachable(f"{uri}: not a peer's answer (status {resp.status})")
+    if peer_id is not None and answered_by != str(peer_id):
+        raise PeerUnreachable(f"{uri}: peer {answered_by} answers there, not peer {peer_id}")
+    if resp.status == 200:
+        return answer
+    error = answer.get("error")
+    if resp.status in (421, 503) or resp.status < 400 or not isinstance(error, str) or answer.get("internal"):
+        raise PeerUnreachable(f"{uri}: answered {resp.status}: {error if isinstance(error, str) else 'no error text'}")
+    raise ApiError(resp.status, error)
+
+
+def parallel(calls):
+    """Runs the callables (p2p calls, each bounded by its own timeout) at once and waits for
+    all of them, so that slow ones never pile up; returns [(result, exception)] in their order,
+    the exception an ApiError or PeerUnreachable the call raised."""
+    results = [(None, PeerUnreachable("no answer"))] * len(calls)
+
+    def run(i, fn):
+        try:
+            results[i] = (fn(), None)
+        except (ApiError, PeerUnreachable) as e:
+            results[i] = (None, e)
+
+    threads = [threading.Thread(target=run, args=(i, fn), daemon=True) for i, fn in enumerate(calls)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results
+
+
+def check_meta(meta):
+    """Raises PeerUnreachable unless `meta` looks like a metadata document (from another peer)."""
+    fields = (("cluster_id", str), ("term", int), ("commit", int), ("leader", int), ("peers", dict), ("collections", dict), ("transfers", list))
+    if not isinstance(meta, dict) or not all(isinstance(meta.get(k), t) and not isinstance(meta.get(k), bool) for k, t in fields):
+        raise PeerUnreachable("malformed metadata in a peer's answer")
+    return meta
 
 
 # ----------------------------------------------------------------------------------------
@@ -638,6 +691,27 @@ class Node:
         self.exit_status = 0
         self.on_abort = lambda: None  # main() makes this stop the servers
         self.operation_id = 0
+        # Election state (see README, "Leader down"). `vote`: the latest term this peer voted
+        # in and for whom (persisted, so a restart cannot vote twice in a term).
+        self.vote = {"term": 0, "for": None}
+        self.vote_time = float("-inf")  # monotonic time of the latest vote cast
+        self.max_term_seen = 0  # the highest vote term other peers reported
+        self.campaign_term = None  # set while this peer asks for votes
+        # A follower's last sign of life from the leader: monotonic time, and whether the
+        # latest exchange with it worked (a failure after a success restarts the clock).
+        self.leader_contact = time.monotonic()
+        self.contact_ok = True
+        self.election_jitter = self.new_jitter()
+        # A peer restarted as the leader of its saved metadata first asks the other peers
+        # whether a newer term began meanwhile (confirm_leadership); until then it applies no
+        # operation. A peer that founds the cluster, wins an election or is handed leadership
+        # is confirmed at once.
+        self.leader_confirmed = True
+        self.confirm_since = None
+        self.polling = {}  # follower peer id -> long-polls of it in progress
+        self.last_announce = 0.0
+        self.announcing = False
+        self.recovery_thread = False
         os.makedirs(self.storage, exist_ok=True)
         state_file = self.state_path()
         if os.path.exists(state_file):
@@ -648,12 +722,15 @@ class Node:
             self.uri = saved["this_peer_uri"]
             self.meta = saved["meta"]
             self.removed = saved.get("removed", False)
+            self.vote = saved.get("vote") or self.vote
             self.bootstrap = None
             self.load_local_shards()
             self.recovery_pending = self.cluster_enabled and RECOVERY_SECONDS > 0 and not self.removed
+            if self.cluster_enabled and self.is_leader() and len(self.meta["peers"]) > 1 and ELECTION_SECONDS > 0:
+                self.leader_confirmed = False
             # A follower is ready once synced with the leader (consensus_loop); a leader once
-            # it has marked its replicas for recovery.
-            self.ready = not self.cluster_enabled or (self.is_leader() and not self.recovery_pending)
+            # it knows it still leads and has marked its replicas for recovery.
+            self.ready = not self.cluster_enabled or (self.is_leader() and self.leader_confirmed and not self.recovery_pending)
         else:
             # Random 63-bit ids above 2^53, so clients that parse JSON numbers as doubles break
             # visibly instead of once in a thousand runs.
@@ -686,7 +763,7 @@ class Node:
         return os.path.join(self.collection_dir(name), f"shard-{sid}.json")
 
     def save_state(self):
-        write_json_atomic(self.state_path(), {"this_peer_id": self.peer_id, "this_peer_uri": self.uri, "removed": self.removed, "meta": self.meta})
+        write_json_atomic(self.state_path(), {"this_peer_id": self.peer_id, "this_peer_uri": self.uri, "removed": self.removed, "vote": self.vote, "meta": self.meta})
 
     def load_local_shards(self):
         for name, coll in self.meta["collections"].items():
@@ -757,38 +834,76 @@ class Node:
         self.changed.notify_all()
 
     def adopt(self, meta):
-        """Takes a newer metadata document from the leader (or any peer when it is away)."""
+        """Takes a newer metadata document (higher (term, commit)) from the leader, or from any
+        peer: a newer term means another leader was elected, and a leader that learns of one
+        steps down. Returns whether it was newer; raises PeerUnreachable for a malformed one."""
+        check_meta(meta)
         with self.lock:
+            old_leader = None
             if self.meta is not None:
-                if meta.get("cluster_id") != self.meta.get("cluster_id"):
+                if meta["cluster_id"] != self.meta["cluster_id"]:
                     raise PeerUnreachable("peer belongs to another cluster")
                 if (meta["term"], meta["commit"]) <= (self.meta["term"], self.meta["commit"]):
-                    return
+                    return False
+                old_leader = self.meta["leader"]
+            was_leader = self.is_leader()
             self.meta = meta
+            if old_leader is not None and meta["leader"] != old_leader:
+                # A new leader gets a full election timeout before anyone doubts it.
+                self.leader_contact, self.contact_ok = time.monotonic(), True
+                if meta["leader"] == self.peer_id:
+                    self.leader_confirmed = True  # handed over by the leader's removal
+                elif was_leader:
+                    if self.leader_confirmed:
+                        log(f"stepping down: peer {meta['leader']} leads term {meta['term']}")
+                    else:  # see confirm_leadership
+                        log(f"restarted as a follower: peer {meta['leader']} leads term {meta['term']}")
+                    self.acks = {}
+                    if self.recovering:
+                        # Our own start_replica_recovery may be lost with our old term: propose it
+                        # again to the new leader.
+                        self.recovery_pending = True
             self.after_state_change()
+            return True
 
-    def propose(self, op, proposer=None):
+    def adopt_quietly(self, meta):
+        """adopt() for metadata that came along in another peer's answer; ignores bad ones."""
+        try:
+            return self.adopt(meta)
+        except PeerUnreachable:
+            return False
+
+    def propose(self, op, proposer=None, hops=0):
         """Runs a metadata operation through the leader; returns once this peer has applied it.
-        `proposer`: the follower that forwarded it, which applies the answer itself."""
+        `proposer`: the follower that forwarded it, which applies the answer itself; `hops`:
+        how often it was forwarded already (peers with different views of the leader)."""
+        deadline = time.monotonic() + 5
         with self.lock:
+            # A restarted leader first learns whether it still leads (confirm_leadership).
+            while self.is_leader() and not self.leader_confirmed and not self.stopping.is_set() and time.monotonic() < deadline:
+                self.changed.wait(min(0.2, max(0.0, deadline - time.monotonic())))
             leader_here = self.is_leader()
-            leader_uri = None if leader_here else self.peer_uri(self.meta["leader"])
+            if leader_here and not self.leader_confirmed:
+                raise ApiError(503, "Service internal error: consensus is not ready yet: this peer is checking whether it still leads")
+            leader_id = self.meta["leader"]
+            leader_uri = None if leader_here else self.peer_uri(leader_id)
         if leader_here:
             commit = self.apply_op(op)
             self.wait_for_followers(commit, proposer)
             return
+        if hops >= 3:
+            raise ApiError(503, "Service internal error: the operation was forwarded too often, peers disagree on the leader")
         with self.lock:
             self.pending_proposals += 1
         try:
-            answer = p2p_call(leader_uri, "POST", f"/p2p/propose?peer_id={self.peer_id}", op, self.api_key, timeout=15)
+            answer = p2p_call(leader_uri, "POST", f"/p2p/propose?peer_id={self.peer_id}&hops={hops + 1}", op, self.api_key, timeout=15, peer_id=leader_id)
         except PeerUnreachable as e:
             self.note_send_failure(leader_uri, str(e))
             raise ApiError(500, f"Service internal error: consensus leader is unreachable: {e}") from e
         finally:
             with self.lock:
                 self.pending_proposals -= 1
-        if "meta" in answer:
-            self.adopt(answer["meta"])
+        self.adopt_quietly(answer.get("meta"))  # not newer if a long-poll brought it first
 
     def wait_for_followers(self, commit, proposer=None, timeout=1.0):
         """Lets the leader answer only once every live follower has applied `commit`, so a
@@ -810,7 +925,7 @@ class Node:
     def apply_op(self, op):
         """Leader only: validates and applies one operation, returns the new commit."""
         with self.lock:
-            if not self.is_leader():
+            if not self.is_leader() or not self.leader_confirmed:
                 raise ApiError(503, "Service internal error: this peer is no longer the consensus leader")
             kind = op.get("op")
             handler = getattr(self, f"op_{kind}", None) if isinstance(kind, str) else None
@@ -1007,7 +1122,7 @@ class Node:
                 records = list(self.shards.get((t["collection"], t["shard_id"]), {}).values())
                 target = self.peer_uri(t["to"])
             try:
-                p2p_call(target, "POST", "/p2p/shard/receive", {"collection": t["collection"], "shard_id": t["shard_id"], "points": records, "mode": "fill"}, self.api_key, timeout=30)
+                p2p_call(target, "POST", "/p2p/shard/receive", {"collection": t["collection"], "shard_id": t["shard_id"], "points": records, "mode": "fill"}, self.api_key, timeout=30, peer_id=t["to"])
                 self.propose({"op": "finish_transfer", **key_dict(t)})
             except (ApiError, PeerUnreachable) as e:
                 log(f"transfer {key} failed: {e}")
@@ -1036,7 +1151,7 @@ class Node:
         while not self.stopping.is_set():
             try:
                 answer = p2p_call(self.bootstrap, "POST", "/p2p/join", {"peer_id": self.peer_id, "uri": self.uri}, self.api_key, timeout=15)
-                self.adopt(answer["meta"])
+                self.adopt(answer.get("meta"))
                 with self.lock:
                     self.ready = True
                     self.save_state()
@@ -1060,31 +1175,47 @@ class Node:
 
     def sync_once(self, wait):
         """Fetches the leader's metadata (long-polling up to `wait` s); falls back to the other
-        peers while the leader is away, so a leader handover is still learned."""
+        peers while the leader is away, so a new leader (elected or handed over) is learned.
+        True once the leader answered as leader."""
         with self.lock:
             if self.is_leader() or self.removed:
                 return False
-            leader_uri = self.peer_uri(self.meta["leader"])
+            leader = self.meta["leader"]
+            leader_uri = self.peer_uri(leader)
             commit = self.meta["commit"]
-            others = [u for p, u in self.meta["peers"].items() if int(p) not in (self.peer_id, self.meta["leader"])]
+            others = [(int(p), u) for p, u in self.meta["peers"].items() if int(p) not in (self.peer_id, leader)]
         path = f"/p2p/state?after={commit}&wait={wait}&peer_id={self.peer_id}"
         try:
-            self.adopt(p2p_call(leader_uri, "GET", path, None, self.api_key, timeout=wait + 5)["meta"])
-            with self.lock:
-                self.send_failures.pop(leader_uri, None)
-                self.last_sync = now_rfc3339()
-                self.settle_readiness()
-            return True
+            answer = p2p_call(leader_uri, "GET", path, None, self.api_key, timeout=wait + 5, peer_id=leader)
+            self.adopt(answer.get("meta"))
+            if answer.get("leader") is True:
+                with self.lock:
+                    self.contact_ok, self.leader_contact = True, time.monotonic()
+                    self.send_failures.pop(leader_uri, None)
+                    self.last_sync = now_rfc3339()
+                    self.settle_readiness()
+                return True
+            # It no longer leads: its newer metadata, if any, names the leader to ask next.
+            self.lost_leader()
+            return False
         except (ApiError, PeerUnreachable) as e:
             self.note_send_failure(leader_uri, str(e))
-        for uri in others:
+            self.lost_leader()
+        for pid, uri in others:
             try:
-                self.adopt(p2p_call(uri, "GET", "/p2p/state", None, self.api_key, timeout=2)["meta"])
+                self.adopt(p2p_call(uri, "GET", "/p2p/state", None, self.api_key, timeout=2, peer_id=pid).get("meta"))
                 with self.lock:
                     self.settle_readiness()
             except (ApiError, PeerUnreachable):
                 continue
         return False
+
+    def lost_leader(self):
+        """A failed exchange with the leader: the election clock runs from the first failure
+        after a success (the moment the leader was last known alive)."""
+        with self.lock:
+            if self.contact_ok:
+                self.contact_ok, self.leader_contact = False, time.monotonic()
 
     def settle_readiness(self):
         """Call with the lock held once this peer has metadata it can trust: makes it ready
@@ -1099,9 +1230,13 @@ class Node:
             return
         while not self.stopping.is_set():
             with self.lock:
-                leader, removed, ready = self.is_leader(), self.removed, self.ready
+                leader, removed, ready, confirmed = self.is_leader(), self.removed, self.ready, self.leader_confirmed
             if removed:
                 self.stopping.wait(0.2)
+                continue
+            if leader and not confirmed:
+                if not self.confirm_leadership():
+                    self.stopping.wait(0.2)
                 continue
             # Until ready, a follower does not long-poll: it asks the leader for news at once.
             synced = leader or self.sync_once(LONG_POLL_SECONDS if ready else 0)
@@ -1114,9 +1249,194 @@ class Node:
                     log(f"marking replicas for recovery failed, retrying: {e.message}")
                     synced = False
             if leader:
+                self.leader_duties()
                 self.stopping.wait(0.2)
             elif not synced:
-                self.stopping.wait(0.5)
+                if self.election_due():
+                    self.run_election()
+                else:
+                    self.stopping.wait(0.25)
+
+    # -- leader election (see README, "Leader down") ------------------------------------------
+
+    @staticmethod
+    def new_jitter():
+        return random.uniform(ELECTION_SECONDS / 10, ELECTION_SECONDS / 4)
+
+    def election_active(self):
+        """Call with the lock held: this peer campaigns, or voted in a newer term than its
+        metadata's a moment ago (an election may be about to end)."""
+        recent = time.monotonic() - self.vote_time < ELECTION_SECONDS
+        return self.campaign_term is not None or (recent and self.vote["term"] > self.meta["term"])
+
+    def election_due(self):
+        """A follower campaigns once it has not heard from the leader for the election timeout,
+        plus half a timeout per lower peer id among the other followers (the lowest goes first,
+        so two candidates rarely split the votes) and a random jitter."""
+        if ELECTION_SECONDS <= 0:
+            return False
+        with self.lock:
+            if self.meta is None or self.removed or self.is_leader() or str(self.peer_id) not in self.meta["peers"] or self.contact_ok:
+                return False
+            rank = sum(1 for p in self.meta["peers"] if int(p) not in (self.peer_id, self.meta["leader"]) and int(p) < self.peer_id)
+            return time.monotonic() - self.leader_contact >= ELECTION_SECONDS * (1 + rank / 2) + self.election_jitter
+
+    def run_election(self):
+        """Asks every other peer for its vote in a new term; with votes from a strict majority
+        of the peers (this one included) becomes the leader: its metadata names it in the new
+        term, with `commit` bumped, and it announces that to the others at once."""
+        with self.lock:
+            term = max(self.meta["term"], self.vote["term"], self.max_term_seen) + 1
+            self.vote, self.vote_time, self.campaign_term = {"term": term, "for": self.peer_id}, time.monotonic(), term
+            self.save_state()
+            mine = (self.meta["term"], self.meta["commit"])
+            request = {"candidate": self.peer_id, "term": term, "meta": copy.deepcopy(self.meta)}
+            others = [(int(p), u) for p, u in self.meta["peers"].items() if int(p) != self.peer_id]
+            needed = len(self.meta["peers"]) // 2 + 1
+        timeout = min(1.0, max(0.2, ELECTION_SECONDS / 2))
+        calls = [lambda pid=pid, uri=uri: p2p_call(uri, "POST", "/p2p/vote", request, self.api_key, timeout=timeout, peer_id=pid) for pid, uri in others]
+        granted, refusals, live_leader, answering = 1, [], None, []
+        for (pid, uri), (answer, error) in zip(others, parallel(calls)):
+            if error is not None:
+                refusals.append(f"{pid}: {error}")
+                continue
+            answering.append(pid)
+            self.adopt_quietly(answer.get("meta"))
+            if is_int(answer.get("term")):
+                with self.lock:
+                    self.max_term_seen = max(self.max_term_seen, answer["term"])
+            if answer.get("granted") is True:
+                granted += 1
+            else:
+                refusals.append(f"{pid}: {answer.get('reason')}")
+                if answer.get("reason") == "leader":
+                    live_leader = pid
+        with self.lock:
+            self.campaign_term = None
+            self.leader_contact, self.election_jitter = time.monotonic(), self.new_jitter()
+            if live_leader is not None or self.is_leader() or (self.meta["term"], self.meta["commit"]) != mine:
+                log(f"election for term {term} abandoned: {'peer ' + str(live_leader) + ' still leads' if live_leader else 'newer metadata arrived'}")
+                return
+            if granted < needed:
+                log(f"election for term {term}: {granted} of {len(self.meta['peers'])} votes, {needed} needed; not elected ({'; '.join(refusals)})")
+                return
+            meta = copy.deepcopy(self.meta)
+            old = meta["leader"]
+            meta.update(leader=self.peer_id, term=term, commit=meta["commit"] + 1)
+            # The peers that answered are alive: they count as followers from now on (the next
+            # operations wait for them as usual), before their first poll of this leader.
+            now = time.monotonic()
+            self.acks, self.polling = {pid: (mine[1], now) for pid in answering}, {}
+            self.meta, self.leader_confirmed = meta, True
+            self.after_state_change()
+            log(f"elected leader for term {term} with {granted} of {len(meta['peers'])} votes (peer {old} led term {mine[0]})")
+            self.last_announce, self.announcing = now, True
+            request = {"peer_id": self.peer_id, "meta": copy.deepcopy(meta)}
+        # Every other peer hears of it at once (later only those that do not poll this leader).
+        threading.Thread(target=self.announce, args=(others, request), daemon=True).start()
+
+    def grant_vote(self, candidate, term, meta):
+        """Answers a candidate's request for a vote (see README for the rules)."""
+        if isinstance(meta, dict):
+            self.adopt_quietly(meta)  # a candidate that knows a newer term updates this peer
+        with self.lock:
+            if self.meta is None or self.removed:
+                raise ApiError(503, "not a member of the cluster")
+            now = time.monotonic()
+            answer = {"granted": False, "term": max(self.vote["term"], self.meta["term"]), "meta": copy.deepcopy(self.meta)}
+            theirs = (meta["term"], meta["commit"]) if isinstance(meta, dict) and is_int(meta.get("term")) and is_int(meta.get("commit")) else (0, 0)
+            if ELECTION_SECONDS <= 0:
+                reason = "elections are off"
+            elif str(candidate) not in self.meta["peers"] or not isinstance(meta, dict) or meta.get("cluster_id") != self.meta["cluster_id"]:
+                reason = "not a peer of this cluster"
+            elif self.is_leader():
+                reason = "leader" if self.leader_confirmed else "starting"
+            elif self.contact_ok or now - self.leader_contact < ELECTION_SECONDS:
+                reason = f"heard from leader {self.meta['leader']} within the election timeout"
+            elif theirs < (self.meta["term"], self.meta["commit"]):
+                reason = f"candidate metadata {theirs} is older than {(self.meta['term'], self.meta['commit'])}"
+            elif self.vote["term"] > term or (self.vote["term"] == term and self.vote["for"] != candidate):
+                reason = f"voted for peer {self.vote['for']} in term {self.vote['term']}"
+            else:
+                self.vote, self.vote_time = {"term": term, "for": candidate}, now
+                self.leader_contact = now  # like Raft: a vote restarts the election clock
+                self.save_state()
+                answer["granted"] = True
+                return answer
+            answer["reason"] = reason
+            return answer
+
+    def follower_live(self, pid, now):
+        """Call with the lock held: a follower polls this leader now or did so lately."""
+        return self.polling.get(pid, 0) > 0 or now - self.acks.get(pid, (0, float("-inf")))[1] < ELECTION_SECONDS
+
+    def leader_duties(self):
+        """A leader sends its metadata to every peer that has not polled it within the
+        election timeout, at most every half timeout: this is how followers still polling an
+        old leader, or an old leader back from a restart, learn of the new term, and how this
+        leader learns from their answers that a newer term began (then it steps down)."""
+        if ELECTION_SECONDS <= 0:
+            return
+        with self.lock:
+            now = time.monotonic()
+            if not self.is_leader() or not self.leader_confirmed or self.announcing or now - self.last_announce < ELECTION_SECONDS / 2:
+                return
+            self.last_announce = now
+            silent = [(int(p), u) for p, u in self.meta["peers"].items() if int(p) != self.peer_id and not self.follower_live(int(p), now)]
+            if not silent:
+                return
+            self.announcing = True
+            request = {"peer_id": self.peer_id, "meta": copy.deepcopy(self.meta)}
+        threading.Thread(target=self.announce, args=(silent, request), daemon=True).start()
+
+    def announce(self, targets, request):
+        try:
+            timeout = min(1.0, max(0.2, ELECTION_SECONDS / 2))
+            calls = [lambda pid=pid, uri=uri: p2p_call(uri, "POST", "/p2p/announce", request, self.api_key, timeout=timeout, peer_id=pid) for pid, uri in targets]
+            for (pid, uri), (answer, error) in zip(targets, parallel(calls)):
+                if error is not None:
+                    self.note_send_failure(uri, str(error))
+                else:
+                    self.adopt_quietly(answer.get("meta"))
+        finally:
+            with self.lock:
+                self.announcing = False
+
+    def hear_announcement(self, sender, meta):
+        """A leader's metadata sent to this peer (leader_duties)."""
+        self.adopt(meta)
+        with self.lock:
+            if self.meta["leader"] == sender and not self.is_leader():
+                self.contact_ok, self.leader_contact = True, time.monotonic()
+            return {"meta": copy.deepcopy(self.meta)}
+
+    def confirm_leadership(self):
+        """A peer restarted as the leader of its saved metadata asks the other peers for
+        theirs before it acts as leader: a newer term means it was replaced while away, and it
+        follows the new leader. While a peer reports an election under way it waits (at most
+        two election timeouts). It resumes as leader when no newer term is found, also when
+        nobody answers. True once decided."""
+        with self.lock:
+            if self.confirm_since is None:
+                self.confirm_since = time.monotonic()
+            others = [(int(p), u) for p, u in self.meta["peers"].items() if int(p) != self.peer_id]
+        timeout = min(1.0, max(0.2, ELECTION_SECONDS / 2))
+        calls = [lambda pid=pid, uri=uri: p2p_call(uri, "GET", "/p2p/state", None, self.api_key, timeout=timeout, peer_id=pid) for pid, uri in others]
+        election = False
+        for answer, error in parallel(calls):
+            if error is None:
+                self.adopt_quietly(answer.get("meta"))
+                election = election or answer.get("election") is True
+        with self.lock:
+            if not self.is_leader() or self.leader_confirmed:
+                return True
+            if election and time.monotonic() - self.confirm_since < 2 * ELECTION_SECONDS:
+                return False
+            self.leader_confirmed = True
+            log(f"resuming as leader of term {self.meta['term']}")
+            self.settle_readiness()
+            self.changed.notify_all()
+            return True
 
     # -- recovery of replicas after a restart ----------------------------------------------
 
@@ -1134,8 +1454,9 @@ class Node:
             self.recovering = {k: v for k, v in self.recovering.items() if replica_recovering(self.meta, self.peer_id, *k)}
             self.recovery_pending = False
             self.ready = True
-            if self.recovering:
+            if self.recovering and not self.recovery_thread:
                 log(f"recovering {len(self.recovering)} replica(s) from other peers")
+                self.recovery_thread = True
                 threading.Thread(target=self.recovery_loop, daemon=True).start()
 
     def recovery_loop(self):
@@ -1146,11 +1467,18 @@ class Node:
         self.stopping.wait(RECOVERY_SECONDS)
         while not self.stopping.is_set():
             with self.lock:
-                for key in [k for k in self.recovering if self.removed or not replica_recovering(self.meta, self.peer_id, *k)]:
-                    del self.recovering[key]
-                keys = list(self.recovering)
+                if self.removed:
+                    self.recovering.clear()
+                elif not self.recovery_pending:  # else begin_recovery marks them again first
+                    for key in [k for k in self.recovering if not replica_recovering(self.meta, self.peer_id, *k)]:
+                        del self.recovering[key]
+                keys = [k for k in self.recovering if replica_recovering(self.meta, self.peer_id, *k)]
+                if not self.recovering:
+                    self.recovery_thread = False
+                    return
             if not keys:
-                return
+                self.stopping.wait(RECOVERY_RETRY_SECONDS)
+                continue
             for name, sid in keys:
                 try:
                     self.recover_replica(name, sid)
@@ -1240,7 +1568,7 @@ class Node:
                     if pid == self.peer_id:
                         self.local_upsert(name, sid, records)
                     else:
-                        p2p_call(uri, "POST", "/p2p/shard/upsert", {"collection": name, "shard_id": sid, "points": records}, self.api_key, timeout=30)
+                        p2p_call(uri, "POST", "/p2p/shard/upsert", {"collection": name, "shard_id": sid, "points": records}, self.api_key, timeout=30, peer_id=pid)
                     written_active += state == "Active"
                 except (ApiError, PeerUnreachable) as e:
                     errors.append(f"peer {pid}: {e}")
@@ -1262,7 +1590,9 @@ class Node:
             try:
                 if pid == self.peer_id:
                     return self.local_read(name, sid, flt, mode)
-                answer = p2p_call(uris[pid], "POST", "/p2p/shard/read", {"collection": name, "shard_id": sid, "filter": flt, "mode": mode}, self.api_key, timeout=30)
+                answer = p2p_call(uris[pid], "POST", "/p2p/shard/read", {"collection": name, "shard_id": sid, "filter": flt, "mode": mode}, self.api_key, timeout=30, peer_id=pid)
+                if "result" not in answer:
+                    raise PeerUnreachable(f"peer {pid} answered a read without a result")
                 return answer["result"]
             except (ApiError, PeerUnreachable) as e:
                 errors.append(f"peer {pid}: {e}")
@@ -1292,7 +1622,7 @@ class Node:
             if pid == self.peer_id:
                 self.local_receive(name, sid, records, "replace")
             else:
-                p2p_call(uri, "POST", "/p2p/shard/receive", {"collection": name, "shard_id": sid, "points": records, "mode": "replace"}, self.api_key, timeout=30)
+                p2p_call(uri, "POST", "/p2p/shard/receive", {"collection": name, "shard_id": sid, "points": records, "mode": "replace"}, self.api_key, timeout=30, peer_id=pid)
 
     # -- snapshots ----------------------------------------------------------------------------
 
@@ -1416,9 +1746,11 @@ class Node:
                 raft = {"term": 0 if self.meta is None else self.meta["term"], "commit": 0 if self.meta is None else self.meta["commit"], "pending_operations": self.pending_proposals, "leader": None, "role": None, "is_voter": False}
                 thread = {"consensus_thread_status": "stopped_with_err", "err": err} if self.removed else {"consensus_thread_status": "working", "last_update": self.last_sync}
             else:
-                leader = self.is_leader()
+                leader = self.is_leader() and self.leader_confirmed
+                # Candidate: asking for votes, or restarted as leader and not sure yet.
+                role = "Leader" if leader else "Candidate" if self.campaign_term is not None or self.is_leader() else "Follower"
                 peers = {p: {"uri": u} for p, u in self.meta["peers"].items()}
-                raft = {"term": self.meta["term"], "commit": self.meta["commit"], "pending_operations": self.pending_proposals, "leader": self.meta["leader"], "role": "Leader" if leader else "Follower", "is_voter": True}
+                raft = {"term": self.meta["term"], "commit": self.meta["commit"], "pending_operations": self.pending_proposals, "leader": self.meta["leader"], "role": role, "is_voter": True}
                 thread = {"consensus_thread_status": "working", "last_update": now_rfc3339() if leader else self.last_sync}
             return {
                 "status": "enabled",
@@ -1577,10 +1909,15 @@ class BaseHandler(http.server.BaseHTTPRequestHandler):
         length = int(self.headers.get("content-length") or 0)
         return self.rfile.read(length) if length > 0 else b""
 
+    def extra_headers(self):
+        return []
+
     def send(self, status, content_type, data):
         self.send_response(status)
         self.send_header("content-type", content_type)
         self.send_header("content-length", str(len(data)))
+        for name, value in self.extra_headers():
+            self.send_header(name, value)
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(data)
@@ -1996,51 +2333,81 @@ def upload_snapshot(h, node, p, q, body):
 
 
 class P2PHandler(BaseHandler):
+    def extra_headers(self):
+        return [(FROM_PEER_HEADER, str(self.node.peer_id))]  # who answers (see p2p_call)
+
     def answer(self, path, query, body, t0):
         # No API key here: Qdrant's internal p2p API is not protected by it (its docs say to
         # keep the port internal), which is also what lets Pods with a new key join Pods that
         # still run the old one during a key rotation.
         node = self.node
         try:
+            wanted = self.headers.get(TO_PEER_HEADER)
+            if wanted is not None and wanted != str(node.peer_id):
+                # A new process at an old peer's URI: never answer for the old peer.
+                raise ApiError(421, f"this is peer {node.peer_id}, not peer {wanted}")
             req = loads_json(body) if body.strip() else {}
+            if not isinstance(req, dict):
+                raise ValueError("the request body must be an object")
             fn = P2P_ROUTES.get((self.command, path))
             if fn is None:
                 raise ApiError(404, f"no internal route {self.command} {path}")
+            with node.lock:
+                joined = node.meta is not None
+            if not joined:
+                raise ApiError(503, "not joined yet")  # e.g. a joining peer tries again
             return 200, "application/json", json.dumps(fn(node, query, req)).encode()
         except ApiError as e:
             return e.status, "application/json", json.dumps({"error": e.message}).encode()
-        except (ValueError, KeyError, TypeError) as e:
-            return 400, "application/json", json.dumps({"error": f"bad internal request: {e!r}"}).encode()
+        except PeerUnreachable as e:
+            return 503, "application/json", json.dumps({"error": str(e)}).encode()
+        except (ValueError, KeyError, TypeError, AttributeError) as e:
+            # Our own protocol is broken somewhere: the caller treats it as unreachable.
+            log(f"bad internal request {self.command} {path}: {traceback.format_exc()}")
+            return 500, "application/json", json.dumps({"error": f"bad internal request: {e!r}", "internal": True}).encode()
 
 
 def p2p_state(node, query, req):
+    """The metadata; a follower (`peer_id`) long-polls it from the leader for a newer commit
+    than `after`, up to `wait` s. `leader`: this peer leads in it; `election`: see
+    election_active (a restarted leader waits for it to end)."""
     wait = min(float(query.get("wait", "0")), 10.0)
     after = int(query.get("after", "-1"))
+    follower = int(query["peer_id"]) if "peer_id" in query else None
     deadline = time.monotonic() + wait
     with node.lock:
-        if node.meta is None:
-            raise ApiError(503, "not joined yet")
-        if "peer_id" in query:
-            node.acks[int(query["peer_id"])] = (after, time.monotonic())
+        if follower is not None:
+            node.acks[follower] = (after, time.monotonic())
+            node.polling[follower] = node.polling.get(follower, 0) + 1
             node.changed.notify_all()
-        while node.meta["commit"] <= after and time.monotonic() < deadline and not node.stopping.is_set():
-            node.changed.wait(deadline - time.monotonic())
-        return {"peer_id": node.peer_id, "meta": copy.deepcopy(node.meta)}
+        try:
+            while node.is_leader() and node.meta["commit"] <= after and time.monotonic() < deadline and not node.stopping.is_set():
+                node.changed.wait(deadline - time.monotonic())
+            return {"peer_id": node.peer_id, "leader": node.is_leader(), "election": node.election_active(), "meta": copy.deepcopy(node.meta)}
+        finally:
+            if follower is not None:
+                node.polling[follower] = node.polling.get(follower, 1) - 1
+                node.acks[follower] = (after, time.monotonic())
 
 
 def p2p_propose(node, query, req):
-    node.propose(req, int(query["peer_id"]) if "peer_id" in query else None)
+    node.propose(req, int(query["peer_id"]) if "peer_id" in query else None, int(query.get("hops", "0")))
     with node.lock:
         return {"meta": copy.deepcopy(node.meta)}
 
 
 def p2p_join(node, query, req):
-    with node.lock:
-        if node.meta is None:
-            raise ApiError(503, "not joined yet")  # the joining peer tries again
     node.propose({"op": "add_peer", "peer_id": req["peer_id"], "uri": req["uri"]})
     with node.lock:
         return {"meta": copy.deepcopy(node.meta)}
+
+
+def p2p_vote(node, query, req):
+    return node.grant_vote(want_int(req.get("candidate"), "candidate"), want_int(req.get("term"), "term"), req.get("meta"))
+
+
+def p2p_announce(node, query, req):
+    return node.hear_announcement(want_int(req.get("peer_id"), "peer_id"), req.get("meta"))
 
 
 def p2p_upsert(node, query, req):
@@ -2061,6 +2428,8 @@ P2P_ROUTES = {
     ("GET", "/p2p/state"): p2p_state,
     ("POST", "/p2p/propose"): p2p_propose,
     ("POST", "/p2p/join"): p2p_join,
+    ("POST", "/p2p/vote"): p2p_vote,
+    ("POST", "/p2p/announce"): p2p_announce,
     ("POST", "/p2p/shard/upsert"): p2p_upsert,
     ("POST", "/p2p/shard/receive"): p2p_receive,
     ("POST", "/p2p/shard/read"): p2p_read,

@@ -428,6 +428,35 @@ class ClusterTestCase(unittest.TestCase):
     def upsert(self, via, name, ids):
         via.result("PUT", f"/collections/{name}/points?wait=true", {"points": [{"id": i, "vector": [i, 1], "payload": {"i": i}} for i in ids]})
 
+    def assert_refused(self, peer, message):
+        try:
+            status = peer.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.fail(f"{peer.name} did not exit after consensus refused it")
+        self.assertNotEqual(status, 0)
+        self.assertIn(message, peer.log())
+
+    @staticmethod
+    def raft(peer):
+        """(own peer id, leader, term, role) from the peer's GET /cluster."""
+        st = peer.result("GET", "/cluster")
+        return st["peer_id"], st["raft_info"]["leader"], st["raft_info"]["term"], st["raft_info"]["role"]
+
+    def agreed(self, peers, not_leader=None, min_term=0):
+        """(leader, term) when every peer answers with the same leader and term, that leader is
+        one of them and the only one with role Leader (the others Follower), the leader is not
+        `not_leader` and the term at least `min_term`; else None."""
+        try:
+            views = [self.raft(p) for p in peers]
+        except (OSError, AssertionError, ValueError):
+            return None
+        if len({(v[1], v[2]) for v in views}) != 1:
+            return None
+        leader, term = views[0][1], views[0][2]
+        if sorted((v[0] == leader, v[3]) for v in views) != [(False, "Follower")] * (len(views) - 1) + [(True, "Leader")]:
+            return None
+        return None if leader == not_leader or term < min_term else (leader, term)
+
 
 class RecoveryAfterRestartTest(ClusterTestCase):
     """A peer restarted from its storage recovers its replicas that have an Active copy elsewhere:
@@ -480,8 +509,9 @@ class RecoveryAfterRestartTest(ClusterTestCase):
 
     def test_follower_waits_for_the_leader(self):
         # A follower restarted while the leader is away cannot commit its recovery: it stays
-        # unready although the other follower gives it the metadata.
-        a, b, c = self.cluster(3)
+        # unready although the other follower gives it the metadata. With elections off
+        # (QDRANT_STANDIN_ELECTION_SECONDS=0): else b and c would elect a new leader.
+        a, b, c = self.cluster(3, QDRANT_STANDIN_ELECTION_SECONDS="0")
         self.collection(a, "r2", 3, 2, 30)
         c.stop()
         a.stop()
@@ -504,6 +534,8 @@ class RecoveryAfterRestartTest(ClusterTestCase):
         self.watch_recovery(a, a_id, a, b)
         self.wait_for("b sees the leader's replicas Active", lambda: all(set(reps.values()) == {"Active"} for reps in b.layout("r2")[0].values()))
         self.assertEqual((b.count("r2"), c.count("r1")), (40, 20))
+        # Whether or not b and c elected a leader while a was away: one leader, one view.
+        self.wait_for("one leader all three agree on", lambda: self.agreed([a, b, c]))
 
 
 class UriReuseTest(ClusterTestCase):
@@ -513,14 +545,6 @@ class UriReuseTest(ClusterTestCase):
         peer.stop()
         peer.wipe()
         peer.start(bootstrap=bootstrap)
-
-    def assert_refused(self, peer, message):
-        try:
-            status = peer.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.fail(f"{peer.name} did not exit after consensus refused it")
-        self.assertNotEqual(status, 0)
-        self.assertIn(message, peer.log())
 
     def test_refused_before_1_17_1_until_the_old_peer_is_removed(self):
         a, b = self.cluster(2, QDRANT_STANDIN_VERSION="1.16.3")
@@ -552,6 +576,160 @@ class UriReuseTest(ClusterTestCase):
         self.rejoin_wiped(b, a)
         self.assert_refused(b, f"peer URI {b.uri} already used by peer {new}, which still holds shards")
         self.assertEqual(a.peers().get(new), b.uri)
+
+
+class ElectionTest(ClusterTestCase):
+    """Leader election: the followers of a leader gone for the election timeout elect one of
+    them if they are a majority; a restarted old leader follows a newer term."""
+
+    ELECTION = 1.0
+    ENV = {"QDRANT_STANDIN_ELECTION_SECONDS": str(ELECTION), "QDRANT_STANDIN_VERSION": "1.16.3"}
+
+    def kill(self, peer):
+        peer.proc.kill()
+        peer.proc.wait()
+
+    def test_killed_leader_replaced_then_its_wiped_process_refused_until_removed(self):
+        a, b, c = self.cluster(3)
+        self.collection(a, "r2", 3, 2, 60)
+        old, _, term, role = self.raft(a)
+        self.assertEqual(role, "Leader")
+        self.kill(a)
+        leader, new_term = self.wait_for("b and c to agree on a new leader", lambda: self.agreed([b, c], not_leader=old, min_term=term + 1), timeout=20)
+        self.assertIn(leader, (b.peer_id(), c.peer_id()))
+        # Consensus works again, through either peer.
+        c.result("PUT", "/collections/fresh", {"vectors": {"size": 2, "distance": "Dot"}, "shard_number": 3, "replication_factor": 2})
+        self.upsert(c, "fresh", range(10))
+        for p in (b, c):
+            self.assertEqual((p.count("r2"), p.count("fresh")), (60, 10), f"counts through {p.name}")
+        # The old leader's storage is lost; its empty process comes back at the same URI and is
+        # refused by the new leader (before 1.17.1 a registered URI cannot be reused).
+        a.wipe()
+        a.start(bootstrap=b)
+        self.assert_refused(a, f"peer URI {a.uri} already used by peer {old}, remove it first or use a different URI")
+        # As the operator does: drop the old peer's replicas, remove it, through b.
+        for name in ("r2", "fresh"):
+            for sid, reps in b.layout(name)[0].items():
+                if old in reps:
+                    self.assertIn("Active", [s for p, s in reps.items() if p != old], f"shard {sid} of {name}: {reps}")
+                    self.assertIs(b.result("POST", f"/collections/{name}/cluster", {"drop_replica": {"shard_id": sid, "peer_id": old}}), True)
+        self.assertIs(b.result("DELETE", f"/cluster/peer/{old}"), True)
+        a.start(bootstrap=b)
+        self.wait_for("the empty process to join", a.ready)
+        new = a.peer_id()
+        self.assertNotEqual(new, old)
+        ids = {new, b.peer_id(), c.peer_id()}
+        self.wait_for("every peer to list the 3 peers and agree on one leader", lambda: all(set(p.peers()) == ids for p in (a, b, c)) and self.agreed([a, b, c], min_term=new_term))
+        for p in (a, b, c):
+            self.assertEqual((p.count("r2"), p.count("fresh")), (60, 10), f"counts through {p.name}")
+
+    def test_wiped_leader_back_at_once(self):
+        # The empty process answers at the old leader's URI while b and c elect: a write through
+        # b is "unreachable" (500) until then, never a 400 from misreading the new process, and
+        # the empty process's join, forwarded by b, reaches the new leader and is refused.
+        a, b, c = self.cluster(3)
+        self.collection(a, "r2", 3, 2, 30)
+        old = a.peer_id()
+        self.kill(a)
+        a.wipe()
+        a.start(bootstrap=b)
+
+        def write_through_b():
+            status, body = b.request("PATCH", "/collections/r2", {"optimizers_config": {"indexing_threshold": 20000}})
+            self.assertIn(status, (200, 500), body)
+            self.assertNotIn("TypeError", json.dumps(body))
+            return status == 200
+
+        self.wait_for("a metadata write through b to succeed", write_through_b, timeout=20)
+        self.assert_refused(a, f"peer URI {a.uri} already used by peer {old}")
+        self.assertNotEqual(self.raft(b)[1], old)
+        self.assertEqual(c.count("r2"), 30)
+
+    def test_p2p_answers_only_for_the_peer_asked(self):
+        (a,) = self.cluster(1)
+        a_id = a.peer_id()
+        self.assertEqual(standin.p2p_call(a.uri, "GET", "/p2p/state", peer_id=a_id)["peer_id"], a_id)
+        # The caller checks who answered; the peer refuses a request meant for another peer.
+        with self.assertRaisesRegex(standin.PeerUnreachable, f"peer {a_id} answers there, not peer {a_id + 1}"):
+            standin.p2p_call(a.uri, "GET", "/p2p/state", peer_id=a_id + 1)
+        conn = http.client.HTTPConnection("127.0.0.1", a.p2p_port, timeout=10)
+        try:
+            conn.request("GET", "/p2p/state", headers={standin.TO_PEER_HEADER: str(a_id + 1)})
+            r = conn.getresponse()
+            self.assertEqual((r.status, r.getheader(standin.FROM_PEER_HEADER)), (421, str(a_id)))
+            self.assertEqual(json.loads(r.read()), {"error": f"this is peer {a_id}, not peer {a_id + 1}"})
+        finally:
+            conn.close()
+        # A process that has not joined (its bootstrap peer never answers) is unreachable for
+        # every request, a proposal included; it used to answer 400 (a TypeError).
+        lonely = Peer(self.tmp.name, "lonely", self.ENV)
+        self.all.append(lonely)
+        lonely.start(bootstrap=Peer(self.tmp.name, "nobody", {}))
+        self.wait_for("lonely listening", lonely.listening)
+        for method, path, body in (("POST", "/p2p/propose", {"op": "delete_collection", "name": "x"}), ("GET", "/p2p/state", None), ("POST", "/p2p/vote", {"candidate": a_id, "term": 9})):
+            with self.assertRaisesRegex(standin.PeerUnreachable, "answered 503: not joined yet"):
+                standin.p2p_call(lonely.uri, method, path, body)
+
+    def test_restarted_leader_follows_the_new_term(self):
+        a, b, c = self.cluster(3)
+        self.collection(a, "r2", 3, 2, 30)
+        old, _, term, _ = self.raft(a)
+        a.stop()
+        leader, new_term = self.wait_for("b and c to elect a leader", lambda: self.agreed([b, c], not_leader=old, min_term=term + 1), timeout=20)
+        self.upsert(b, "r2", range(30, 40))  # a's replicas miss these
+        a.start()
+
+        def ready_as_follower():
+            # Before it answers ready, a must have learned of the new term (not led its old one).
+            if not a.ready():
+                return False
+            self.assertEqual(self.raft(a)[1:], (leader, new_term, "Follower"), "a was ready before it followed the new leader")
+            return True
+
+        self.wait_for("a ready", ready_as_follower)
+        self.assertIn("restarted as a follower", a.log(), "a must learn of the new term before it leads")
+        self.assertNotIn("stepping down", a.log(), "a must not have led its old term after the restart")
+        self.assertEqual(self.wait_for("all three to agree", lambda: self.agreed([a, b, c])), (leader, new_term), "a must follow the new leader")
+        self.assertEqual(self.raft(a)[3], "Follower")
+        # a recovers its replicas through the new leader: Active again, with the missed points.
+        expected = {sid: len([i for i in range(40) if standin.shard_of(i, 3) == sid]) for sid in range(3)}
+
+        def recovered():
+            local = a.result("GET", "/collections/r2/cluster")["local_shards"]
+            return len(local) == 2 and all(s["state"] == "Active" and s["points_count"] == expected[s["shard_id"]] for s in local)
+
+        self.wait_for("a's replicas Active with every point", recovered)
+        self.wait_for("b to see every replica Active", lambda: all(set(reps.values()) == {"Active"} for reps in b.layout("r2")[0].values()))
+        self.holds_for("one leader all three agree on", lambda: self.agreed([a, b, c]) == (leader, new_term), 2 * self.ELECTION)
+
+    def test_leader_resumes_when_no_majority_could_elect(self):
+        a, b, c = self.cluster(3)
+        old, _, term, _ = self.raft(a)
+        c.stop()
+        a.stop()
+        self.wait_for("b to fail an election (1 of 3 votes)", lambda: "not elected" in b.log(), timeout=20)
+        a.start()
+        self.wait_for("a ready", a.ready)
+        c.start()
+        self.wait_for("c ready", c.ready)
+        self.assertEqual(self.wait_for("all three to agree", lambda: self.agreed([a, b, c])), (old, term), "a must lead the same term")
+        self.holds_for("a stays the leader", lambda: self.agreed([a, b, c]) == (old, term), 2 * self.ELECTION)
+
+    def test_two_peers_no_majority(self):
+        a, b = self.cluster(2)
+        old, _, term, _ = self.raft(a)
+        self.kill(a)
+
+        def b_follows_a():
+            # Role Candidate while it asks for votes (a moment), else Follower; never Leader.
+            _, leader, t, role = self.raft(b)
+            return (leader, t) == (old, term) and role in ("Follower", "Candidate")
+
+        self.holds_for("b must not become leader", b_follows_a, 3 * self.ELECTION)
+        self.assertIn("not elected", b.log(), "b should have tried")
+        status, body = b.request("PUT", "/collections/x", {"vectors": {"size": 2, "distance": "Dot"}})
+        self.assertEqual(status, 500, body)
+        self.assertTrue(b_follows_a())
 
 
 class StalledTransferTest(ClusterTestCase):
