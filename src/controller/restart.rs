@@ -23,6 +23,7 @@ use super::pods::{is_ready, REVISION_LABEL};
 use super::status::{Operation, OP_ROLLING_RESTART};
 use super::{build, health, Context};
 use crate::crd::{OperationStatus, QdrantCluster};
+use crate::operations::health::Health;
 use crate::operations::Access;
 use crate::Error;
 
@@ -120,7 +121,7 @@ pub async fn step(ctx: &Context, qc: &QdrantCluster, sts: &StatefulSet, access: 
     let listed = pods_api.list(&ListParams::default().labels(&build::selector_string(&name))).await?;
     let pods: Vec<PodView> = listed.items.iter().filter_map(view).filter(|p| p.ordinal < replicas).collect();
     let (_, qdrant) = health::observe(ctx, qc, access).await?;
-    let gate = if qdrant.is_healthy() { Ok(()) } else { Err(qdrant.message()) };
+    let gate = gate(&qdrant, &pods, &update_revision);
     let op = |step: String, pod: Option<String>| Some(Operation { status: OperationStatus { type_: OP_ROLLING_RESTART.into(), from_replicas: qc.spec.replicas, step, pod, transfer: None }, blocked: None });
     Ok(match next(&pods, replicas, &update_revision, gate, qdrant.leader_pod.as_deref(), recorded) {
         Next::Idle => {
@@ -142,6 +143,25 @@ pub async fn step(ctx: &Context, qc: &QdrantCluster, sts: &StatefulSet, access: 
             Decision { op: op(step, Some(pod)), requeue: Some(POLL) }
         }
     })
+}
+
+/// Whether Qdrant lets the next Pod restart: it is healthy, or the only thing wrong is that
+/// Pods of the older revision refuse the operator's API key. That is a key rotation: the
+/// operator already uses the new key, which those Pods only learn by restarting, so it cannot
+/// see their state. Then the restarted Pods' view must show every replica Active, and, until
+/// one of them answers, readiness is all there is to go by (as for a StatefulSet's own
+/// rolling update).
+fn gate(qdrant: &Health, pods: &[PodView], update_revision: &str) -> Result<(), String> {
+    if qdrant.is_healthy() {
+        return Ok(());
+    }
+    let outdated = |pod: &String| pods.iter().any(|p| &p.name == pod && p.revision.as_deref() != Some(update_revision));
+    let restarted_answer = pods.iter().filter(|p| p.revision.as_deref() == Some(update_revision)).all(|p| qdrant.answering.values().any(|pod| *pod == p.name));
+    let rotating = !qdrant.rejected.is_empty() && qdrant.rejected.iter().all(outdated) && qdrant.unreachable.is_empty() && restarted_answer;
+    if rotating && qdrant.replicas_not_active.unwrap_or(0) == 0 {
+        return Ok(());
+    }
+    Err(qdrant.message())
 }
 
 /// A listed Pod as [`next`] needs it; `None` for a Pod without a name or ordinal.
@@ -217,6 +237,28 @@ mod tests {
         pods[2].revision = Some("new".into());
         pods[2].ready = false;
         assert!(matches!(next(&pods, 3, "new", Err("c-0 unreachable".into()), None, true), Next::Wait { .. }));
+    }
+
+    #[test]
+    fn a_key_rotation_goes_on_while_only_older_pods_refuse_the_new_key() {
+        let mut h = crate::operations::health::assess(&[], 3);
+        let pods = [pod(0, "old"), pod(1, "old"), pod(2, "new")];
+        h.rejected = ["c-0".to_string(), "c-1".to_string()].into();
+        h.replicas_not_active = Some(0);
+        // The restarted Pod must answer as a peer first.
+        assert!(gate(&h, &pods, "new").is_err());
+        h.answering.insert(7, "c-2".into());
+        assert_eq!(gate(&h, &pods, "new"), Ok(()));
+        // Not while a restarted Pod's view shows a replica recovering...
+        h.replicas_not_active = Some(1);
+        assert!(gate(&h, &pods, "new").is_err());
+        // ...nor when an up-to-date Pod refuses the key, or a Pod does not answer at all.
+        h.replicas_not_active = Some(0);
+        h.rejected.insert("c-2".into());
+        assert!(gate(&h, &pods, "new").is_err());
+        h.rejected.remove("c-2");
+        h.unreachable.insert("c-1".into());
+        assert!(gate(&h, &pods, "new").is_err());
     }
 
     #[test]

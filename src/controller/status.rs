@@ -247,6 +247,7 @@ mod tests {
             replicas_not_active: Some(0),
             replicas_not_active_sample: vec![],
             unreachable: Default::default(),
+            rejected: Default::default(),
             answering: Default::default(),
             problems,
         }

@@ -370,6 +370,9 @@ pub struct Health {
     /// Pods that did not answer `GET /cluster` at all: whatever the consensus says about
     /// their replicas, nothing can be read from them now.
     pub unreachable: BTreeSet<String>,
+    /// Pods that refused the operator's API key (401): they run with another key, typically an
+    /// older one until they restart.
+    pub rejected: BTreeSet<String>,
     /// The peers that answered for themselves, and the Pod each answered from.
     pub answering: BTreeMap<u64, String>,
     /// Everything wrong; empty when healthy.
@@ -591,6 +594,11 @@ pub fn assess(observations: &[PodObservation], expected_pods: usize) -> Health {
         unreachable: pods
             .iter()
             .filter(|o| matches!(&o.cluster, Err(f) if f.kind == FailureKind::Unreachable))
+            .map(|o| o.pod.clone())
+            .collect(),
+        rejected: pods
+            .iter()
+            .filter(|o| matches!(&o.cluster, Err(f) if f.kind == FailureKind::Unauthorized))
             .map(|o| o.pod.clone())
             .collect(),
         answering: BTreeMap::new(),
