@@ -23,7 +23,7 @@ use super::pods::{is_ready, REVISION_LABEL};
 use super::status::{Operation, OP_ROLLING_RESTART};
 use super::{build, health, Context};
 use crate::crd::{OperationStatus, QdrantCluster};
-use crate::operations::health::Health;
+use crate::operations::health::{ordinal, Health};
 use crate::operations::Access;
 use crate::Error;
 
@@ -167,7 +167,7 @@ fn gate(qdrant: &Health, pods: &[PodView], update_revision: &str) -> Result<(), 
 /// A listed Pod as [`next`] needs it; `None` for a Pod without a name or ordinal.
 fn view(p: &Pod) -> Option<PodView> {
     let name = p.metadata.name.clone()?;
-    let ordinal = name.rsplit_once('-')?.1.parse().ok()?;
+    let ordinal = ordinal(&name)?;
     Some(PodView {
         uid: p.metadata.uid.clone().unwrap_or_default(),
         ordinal,

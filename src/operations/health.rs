@@ -475,7 +475,7 @@ fn plural(n: usize, one: &str, many: &str) -> String {
 }
 
 /// The ordinal of a StatefulSet Pod (`my-cluster-2` → 2), for ordering.
-pub(super) fn ordinal(pod: &str) -> Option<u32> {
+pub fn ordinal(pod: &str) -> Option<u32> {
     pod.rsplit_once('-').and_then(|(_, n)| n.parse().ok())
 }
 

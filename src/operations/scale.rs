@@ -100,14 +100,7 @@ pub async fn drain_step(client: &QdrantClient, guard: &LeadershipGuard, targets:
             Ok(running) => Progress::Working { step: step.to_string(), peer: leaving_peer(&view, &leaving), running },
             Err(message) => Progress::Unavailable { message },
         },
-        ScaleDownStep::RemovePeer { peer: id } => {
-            let removed = guard.write(peer.remove_peer(id, RemovePeer::Safe, Some(Duration::from_secs(10)))).await;
-            match removed {
-                Ok(Ok(_)) => Progress::Working { step: format!("removed peer {id} from the cluster"), peer: Some(id), running: None },
-                Ok(Err(e)) => Progress::Unavailable { message: format!("removing peer {id}: {e}") },
-                Err(_) => Progress::Unavailable { message: "no longer the leader".into() },
-            }
-        }
+        ScaleDownStep::RemovePeer { peer: id } => remove_empty_peer(&peer, guard, id, format!("removed peer {id} from the cluster")).await,
     }
 }
 
@@ -151,11 +144,17 @@ pub async fn forget_step(client: &QdrantClient, guard: &LeadershipGuard, targets
             Ok(_) => Progress::Working { step: step.to_string(), peer: Some(lost), running: None },
             Err(message) => Progress::Unavailable { message },
         },
-        ForgetStep::RemovePeer { peer: id } => match guard.write(peer.remove_peer(id, RemovePeer::Safe, Some(Duration::from_secs(10)))).await {
-            Ok(Ok(_)) => Progress::Working { step: format!("removed peer {id}, whose volume was replaced, from the cluster"), peer: Some(id), running: None },
-            Ok(Err(e)) => Progress::Unavailable { message: format!("removing peer {id}: {e}") },
-            Err(_) => Progress::Unavailable { message: "no longer the leader".into() },
-        },
+        ForgetStep::RemovePeer { peer: id } => remove_empty_peer(&peer, guard, id, format!("removed peer {id}, whose volume was replaced, from the cluster")).await,
+    }
+}
+
+/// Removes a peer that holds nothing from consensus, without `force` (Qdrant itself refuses
+/// while the peer still holds a shard), through the guard; `done` says what was done.
+async fn remove_empty_peer(peer: &Peer, guard: &LeadershipGuard, id: u64, done: String) -> Progress {
+    match guard.write(peer.remove_peer(id, RemovePeer::Safe, Some(Duration::from_secs(10)))).await {
+        Ok(Ok(_)) => Progress::Working { step: done, peer: Some(id), running: None },
+        Ok(Err(e)) => Progress::Unavailable { message: format!("removing peer {id}: {e}") },
+        Err(_) => Progress::Unavailable { message: "no longer the leader".into() },
     }
 }
 
