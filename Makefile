@@ -3,13 +3,24 @@ SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
 export KUBECONFIG ?= $(CURDIR)/.e2e/kubeconfig
 
-.PHONY: demo test unit crds crds-check cluster-up cluster-down deploy e2e bench rules-test setup
+.PHONY: demo test unit crds crds-check chart-files chart-test cluster-up cluster-down deploy e2e bench rules-test setup
 
 setup:
 	@e2e/setup.sh
 
 crds:
 	cargo run --quiet --locked --bin crdgen > crds/qdrant.operator_qdrantclusters.yaml
+	@$(MAKE) --no-print-directory chart-files
+
+# The chart carries copies of the CRD and of the alert rules (a chart must be self-contained);
+# e2e/helm/chart_test.py fails when they differ from their sources.
+chart-files:
+	cp crds/qdrant.operator_qdrantclusters.yaml charts/qdrant-operator/crds/
+	cp deploy/monitoring/rules.yaml charts/qdrant-operator/files/
+
+# helm lint, the chart's default rendering against deploy/, and values the schema refuses.
+chart-test:
+	@e2e/helm/chart-test.sh
 
 # Fails when crds/ does not match the Rust types.
 crds-check:

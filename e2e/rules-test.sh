@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Alert rules: deploy/monitoring/rules.yaml is the one source; prometheusrule.yaml is generated
-# from it (--write regenerates it). Checks: the PrometheusRule is fresh, `promtool check rules`,
-# `promtool test rules` (a firing and a non-firing case for every alert), and every
-# runbook_url anchor exists in docs/runbook.md.
+# from it (--write regenerates it, and copies it into the Helm chart). Checks: the
+# PrometheusRule is fresh, `promtool check rules`, `promtool test rules` (a firing and a
+# non-firing case for every alert), and every runbook_url anchor exists in docs/runbook.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 M=deploy/monitoring
@@ -22,7 +22,8 @@ PY
 }
 if [ "${1:-}" = "--write" ]; then
   generate >"$M/prometheusrule.yaml"
-  echo "wrote $M/prometheusrule.yaml"
+  cp "$M/rules.yaml" charts/qdrant-operator/files/rules.yaml
+  echo "wrote $M/prometheusrule.yaml and the chart's copy of rules.yaml"
   exit 0
 fi
 generate | diff -u "$M/prometheusrule.yaml" - >&2 || { echo "prometheusrule.yaml is stale: run e2e/rules-test.sh --write" >&2; exit 1; }

@@ -15,6 +15,8 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 # The Qdrant stand-in's conformance test validates responses against Qdrant's OpenAPI schemas.
 python3 -c 'import jsonschema' 2>/dev/null || python3 -m pip install -q 'jsonschema==4.26.0'
+# The rule and chart checks read YAML.
+python3 -c 'import yaml' 2>/dev/null || python3 -m pip install -q 'PyYAML==6.0.3'
 for t in go cargo python3 openssl curl; do
   command -v "$t" >/dev/null || { echo "[setup] $t is missing and cannot be installed here" >&2; exit 1; }
 done

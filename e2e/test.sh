@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Everything CI runs: unit tests, CRD freshness, rule tests, then the local control plane,
-# deploy, every e2e suite, and teardown (always, even on failure).
+# Everything CI runs: unit tests, CRD freshness, rule tests, the Helm chart's checks, then the
+# local control plane, deploy, every e2e suite, and teardown (always, even on failure).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 step() { echo; echo "### $* ($(date +%H:%M:%S))"; }
@@ -21,6 +21,8 @@ python3 e2e/qdrant/test_standin.py
 python3 e2e/qdrant/conformance.py
 step "local runner: Qdrant Pods as processes (no control plane)"
 python3 e2e/cluster/test_runner_qdrant.py
+step "Helm chart: helm lint, default rendering against deploy/, values the schema refuses"
+e2e/helm/chart-test.sh
 step "local control plane"
 e2e/cluster/up.sh
 step "deploy"
