@@ -12,11 +12,12 @@ crds:
 	cargo run --quiet --locked --bin crdgen > crds/qdrant.operator_qdrantclusters.yaml
 	@$(MAKE) --no-print-directory chart-files
 
-# The chart carries copies of the CRD and of the alert rules (a chart must be self-contained);
+# The chart carries copies of the CRD, the alert rules and the dashboard (a chart must be self-contained);
 # e2e/helm/chart_test.py fails when they differ from their sources.
 chart-files:
 	cp crds/qdrant.operator_qdrantclusters.yaml charts/qdrant-operator/crds/
 	cp deploy/monitoring/rules.yaml charts/qdrant-operator/files/
+	cp deploy/monitoring/grafana-dashboard.json charts/qdrant-operator/files/
 
 # helm lint, the chart's default rendering against deploy/, and values the schema refuses.
 chart-test:

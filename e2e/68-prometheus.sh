@@ -2,7 +2,8 @@
 # A real Prometheus (Debian's package) on 127.0.0.1 scrapes every operator replica with the
 # alert rules of deploy/monitoring/rules.yaml loaded. It must see exactly one leader, count two
 # forced failovers in operator_lease_transitions, keep QdrantOperatorNoLeader quiet while a
-# leader exists, and fire it once the Deployment is scaled to 0.
+# leader exists, evaluate every expression of the Grafana dashboard against what it scraped
+# (e2e/dashboard_check.py), and fire QdrantOperatorNoLeader once the Deployment is scaled to 0.
 # Local control plane only: the targets come from the runner (on a real cluster the PodMonitor
 # does this), so elsewhere the suite reports itself skipped.
 set -euo pipefail
@@ -71,6 +72,7 @@ states = [a["state"] for a in json.load(sys.stdin)["data"]["alerts"] if a["label
 print("firing" if "firing" in states else (states[0] if states else ""))' "$1"
 }
 query_is() { [ "$(query "$1")" = "$2" ]; }
+has_series() { [ -n "$(query "$1")" ]; }
 
 wait_until 30 "Prometheus to see sum(operator_leader) == 1 over $replicas replicas" query_is 'sum(operator_leader)' 1
 wait_until 30 "Prometheus to scrape every replica" query_is 'count(up{job="qdrant-operator"} == 1)' "$replicas"
@@ -94,6 +96,15 @@ info "two forced failovers: operator_lease_transitions $before -> $want in Prome
 no_leader_inactive() { [ -z "$(alert_state QdrantOperatorNoLeader)" ]; }
 wait_until 10 "QdrantOperatorNoLeader to be inactive with a leader present" no_leader_inactive
 info "QdrantOperatorNoLeader quiet with a leader present (never fired across two failovers)"
+
+# The dashboard, against this real scrape. Only the leader exports the per-cluster series: wait
+# until the leader after the failovers has judged prom healthy, which it exports in the same
+# scrape as the cluster's peers and replicas, and its Qdrant client's and reconcile series.
+leader=$(get_leader_pod) || fail "no single operator leader after the failovers"
+wait_until 60 "Prometheus to scrape $leader's qdrant_operator_cluster_healthy == 1 for QdrantCluster prom" \
+  has_series "qdrant_operator_cluster_healthy{cluster_name=\"prom\",pod=\"$leader\"} == 1"
+python3 "$E2E_DIR/dashboard_check.py" --prometheus "$P" "$REPO_ROOT/deploy/monitoring/grafana-dashboard.json" | sed 's/^/  /'
+info "every expression of the Grafana dashboard evaluates against the scrape, with series for every metric and label"
 
 kc scale deploy qdrant-operator -n "$OPERATOR_NS" --replicas=0 >/dev/null
 no_leader_firing() { [ "$(alert_state QdrantOperatorNoLeader)" = firing ]; }

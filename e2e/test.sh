@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Everything CI runs: unit tests, CRD freshness, rule tests, the Helm chart's checks, then the
-# local control plane, deploy, every e2e suite, and teardown (always, even on failure).
+# Everything CI runs: unit tests, CRD freshness, rule tests, the Helm chart's, dashboard's and
+# documentation's checks, then the local control plane, deploy, every e2e suite, and teardown
+# (always, even on failure).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 step() { echo; echo "### $* ($(date +%H:%M:%S))"; }
@@ -16,6 +17,11 @@ if [ -x e2e/rules-test.sh ]; then
   step "alert rule tests"
   e2e/rules-test.sh
 fi
+step "Grafana dashboard check: its tests, against a real Prometheus on 127.0.0.1 (no cluster)"
+python3 e2e/test_dashboard_check.py
+step "documentation: relative links resolve, nothing refers to a path outside the repository"
+python3 e2e/test_docs_check.py
+python3 e2e/docs_check.py
 step "Qdrant stand-in: self-test and conformance with Qdrant's OpenAPI documents"
 python3 e2e/qdrant/test_standin.py
 python3 e2e/qdrant/conformance.py

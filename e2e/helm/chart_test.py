@@ -14,6 +14,7 @@
 Usage: HELM=... KUBECTL=... python3 e2e/helm/chart_test.py [-v]
 """
 
+import json
 import os
 import subprocess
 import sys
@@ -132,7 +133,8 @@ def test_default_rendering():
 
 # The chart's copies and their sources (crds/ is generated from the Rust types).
 COPIES = [("charts/qdrant-operator/crds/qdrant.operator_qdrantclusters.yaml", "crds/qdrant.operator_qdrantclusters.yaml"),
-          ("charts/qdrant-operator/files/rules.yaml", "deploy/monitoring/rules.yaml")]
+          ("charts/qdrant-operator/files/rules.yaml", "deploy/monitoring/rules.yaml"),
+          ("charts/qdrant-operator/files/grafana-dashboard.json", "deploy/monitoring/grafana-dashboard.json")]
 
 
 def read(path):
@@ -148,6 +150,15 @@ def test_copies_are_the_source():
     with open(os.path.join(ROOT, "deploy", "monitoring", "rules.yaml")) as f:
         source = yaml.safe_load(f)
     check(len(rules) == 1 and rules[0]["spec"] == source, "the PrometheusRule's spec is deploy/monitoring/rules.yaml")
+    check(not find(objs, "ConfigMap"), "the dashboard's ConfigMap is off by default (deploy/ has none)")
+    p, objs = helm_template("--set", "grafanaDashboard.enabled=true", "--set", "grafanaDashboard.namespace=monitoring")
+    cms = find(objs, "ConfigMap", "qdrant-operator-dashboard")
+    with open(os.path.join(ROOT, "deploy", "monitoring", "grafana-dashboard.json")) as f:
+        dashboard = json.load(f)
+    check(p.returncode == 0 and len(cms) == 1 and cms[0]["metadata"]["labels"].get("grafana_dashboard") == "1"
+          and cms[0]["metadata"]["namespace"] == "monitoring"
+          and json.loads(cms[0]["data"]["qdrant-operator.json"]) == dashboard,
+          "grafanaDashboard.enabled renders the dashboard, unchanged, in a ConfigMap with the sidecar's label")
 
 
 def find(objs, kind, name=None):
@@ -206,6 +217,7 @@ BAD = [
     (["--set", "watchNamespace=Apps_1"], "/watchNamespace"),
     (["--set", "image.pullPolicy=Sometimes"], "/image/pullPolicy"),
     (["--set", "namespace.create=yes"], "/namespace/create"),
+    (["--set", "grafanaDashboard.labelValue=1"], "/grafanaDashboard/labelValue"),
     (["--set", "leaderElection.renewDeadline=15s"], "leaderElection.leaseDuration (15s) must be greater than leaderElection.renewDeadline (15s)"),
     (["--set", "leaderElection.retryPeriod=9s"], "leaderElection.renewDeadline (10s) must be greater than 1.2 × leaderElection.retryPeriod (9s)"),
     (["--set", "leaderElection.leaseDuration=15500ms"], "leaderElection.leaseDuration (15500ms) must be a whole number of seconds"),

@@ -1,5 +1,5 @@
-//! The one metrics registry of the process. Names follow LEADER-ELECTION.md and the older
-//! operator's names from COMPATIBILITY.md, which existing dashboards and alerts query.
+//! The one metrics registry of the process. Names follow docs/leader-election.md and the older
+//! operator's names (docs/upgrade.md), which existing dashboards and alerts query.
 
 use crate::qdrant::QdrantMetrics;
 use prometheus::{
@@ -83,12 +83,17 @@ impl Metrics {
         for result in ["success", "error"] {
             self.reconcile_total.with_label_values(&["QdrantCluster", result]);
         }
+        for category in crate::Error::FAILURE_CATEGORIES {
+            self.errors_total.with_label_values(&[category]);
+        }
     }
 
-    /// Records a cluster's health as just judged: `None` for what Qdrant did not tell.
+    /// Records a cluster's health as just judged: `None` for what Qdrant did not tell. The
+    /// cluster's abort counter is exported from here on, at zero until a transfer is aborted.
     pub fn cluster_health(&self, namespace: &str, name: &str, healthy: bool, peers: Option<usize>, not_active: Option<u64>) {
         let labels = [namespace, name];
         self.cluster_healthy.with_label_values(&labels).set(i64::from(healthy));
+        self.transfers_aborted.with_label_values(&labels);
         let set = |g: &IntGaugeVec, v: Option<i64>| match v {
             Some(v) => g.with_label_values(&labels).set(v),
             None => drop(g.remove_label_values(&labels)),
@@ -125,5 +130,26 @@ impl Metrics {
 impl Default for Metrics {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The series dashboards and alerts query exist before the first event that moves them.
+    #[test]
+    fn counters_are_exported_at_zero_before_any_event() {
+        let m = Metrics::new();
+        m.init_identity("op-0", "qdrant-operator");
+        let text = m.render();
+        for category in crate::Error::FAILURE_CATEGORIES {
+            assert!(text.contains(&format!("qdrant_operator_errors_total{{type=\"{category}\"}} 0\n")), "{category}:\n{text}");
+        }
+        assert!(!text.contains("qdrant_operator_transfers_aborted_total"), "no cluster judged yet:\n{text}");
+        m.cluster_health("ns", "c", true, Some(3), Some(0));
+        assert!(m.render().contains("qdrant_operator_transfers_aborted_total{cluster_name=\"c\",cluster_namespace=\"ns\"} 0\n"));
+        m.forget_cluster("ns", "c");
+        assert!(!m.render().contains("qdrant_operator_transfers_aborted_total"));
     }
 }
