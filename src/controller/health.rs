@@ -80,7 +80,9 @@ pub async fn refresh(ctx: &Context, qc: &QdrantCluster, sts: &StatefulSet, acces
         super::volumes::record(ctx, qc, &qdrant, q, old.qdrant.as_ref()).await?;
     }
     let st = status::with_operation(st, op, qc.spec.replicas, &old.conditions, &t);
-    write_status(ctx, &qc.metadata, qc.status.as_ref(), &st).await?;
+    if !qc.status.as_ref().is_some_and(|o| status::same_but_unreachable_detail(o, &st)) {
+        write_status(ctx, &qc.metadata, qc.status.as_ref(), &st).await?;
+    }
     let was_healthy = old.conditions.iter().find(|c| c.type_ == "Healthy").map(|c| c.status == "True");
     let obj = qc.object_ref(&());
     match (was_healthy, qdrant.is_healthy()) {

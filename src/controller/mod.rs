@@ -28,7 +28,7 @@ use kube::core::PartialObjectMeta;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
-use kube::runtime::{reflector, watcher, Controller, WatchStreamExt};
+use kube::runtime::{predicates, reflector, watcher, Controller, Predicate, WatchStreamExt};
 use kube::{Api, Client, Resource, ResourceExt};
 use tokio::time::Instant;
 
@@ -346,7 +346,16 @@ pub async fn run(
         }
     }
     let (store, writer) = reflector::store();
-    let qcs = watcher(api::<Stored>(&client, &namespace), watcher::Config::default()).backoff(watch_backoff()).reflect(writer).applied_objects();
+    // A change of the status alone triggers nothing: the status is the operator's own, and each
+    // write of it would otherwise start another reconcile, which writes it again whenever what
+    // it reports moved meanwhile (an operation's step, Qdrant's health). What needs a closer
+    // look asks for it with a requeue.
+    let user_changes = predicates::generation.combine(predicates::labels).combine(predicates::annotations).combine(predicates::finalizers);
+    let qcs = watcher(api::<Stored>(&client, &namespace), watcher::Config::default())
+        .backoff(watch_backoff())
+        .reflect(writer)
+        .applied_objects()
+        .predicate_filter(user_changes, Default::default());
     // Children are watched by label, so the caches hold only our objects (not every Secret),
     // and as metadata only: an owner reference is all a trigger needs.
     fn child<K>(c: &Client, ns: &Option<String>) -> impl Stream<Item = Result<PartialObjectMeta<K>, watcher::Error>> + Send + 'static
