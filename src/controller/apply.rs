@@ -1,7 +1,11 @@
 //! Writes the children with server-side apply (one stable field manager), in dependency
 //! order. Every request first passes the leadership guard, immediately before it is sent.
 
+use std::collections::hash_map::DefaultHasher;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Debug;
+use std::hash::{Hash, Hasher};
+use std::sync::Mutex;
 
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
@@ -31,6 +35,63 @@ where
     Ok(guard.write(api.patch(&obj.name_any(), &params, &Patch::Apply(obj))).await??)
 }
 
+/// The resourceVersion of each child that exists, by kind and name, as just read.
+pub type Versions = BTreeMap<(ChildKind, String), String>;
+
+/// What this process last applied to each child: a hash of the object it sent, and the
+/// resourceVersion the API server answered. A child whose live resourceVersion is still that
+/// one, and whose wanted object hashes the same, is already as wanted, and is not applied
+/// again: a no-op apply changes nothing but is still a write request, and a cluster that waits
+/// in an operation (say, for a new peer that never joins) is looked at every few seconds.
+/// Anyone else's change, another leader's included, moves the resourceVersion, so drift is
+/// still repaired at once. A new process starts empty and applies everything once.
+#[derive(Default)]
+pub struct Applied(Mutex<HashMap<String, (u64, String)>>);
+
+impl Applied {
+    fn key<K: Resource<DynamicType = ()>>(obj: &K) -> String {
+        format!("{}/{}/{}", K::kind(&()), obj.meta().namespace.as_deref().unwrap_or_default(), obj.name_any())
+    }
+
+    fn hash<K: Serialize>(obj: &K) -> Option<u64> {
+        let mut h = DefaultHasher::new();
+        serde_json::to_string(obj).ok()?.hash(&mut h);
+        Some(h.finish())
+    }
+
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, (u64, String)>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether `obj` was applied by this process and the object is unchanged since (`live`).
+    pub fn unchanged<K: Resource<DynamicType = ()> + Serialize>(&self, obj: &K, live: Option<&str>) -> bool {
+        let (Some(live), Some(hash)) = (live, Self::hash(obj)) else { return false };
+        self.map().get(&Self::key(obj)).is_some_and(|(h, rv)| *h == hash && rv == live)
+    }
+
+    /// Records that `sent` was applied and the API server now has `answer`.
+    pub fn record<K: Resource<DynamicType = ()> + Serialize>(&self, sent: &K, answer: &K) {
+        match (Self::hash(sent), answer.meta().resource_version.clone()) {
+            (Some(hash), Some(rv)) => drop(self.map().insert(Self::key(sent), (hash, rv))),
+            _ => drop(self.map().remove(&Self::key(sent))),
+        }
+    }
+}
+
+/// Applies `obj` unless [`Applied`] knows it is already as wanted. Returns the object as the
+/// API server has it when it was applied, `None` when it was left alone.
+async fn apply_changed<K>(client: &Client, guard: &LeadershipGuard, applied: &Applied, versions: &Versions, kind: ChildKind, obj: &K) -> Result<Option<K>, Error>
+where
+    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()> + Clone + DeserializeOwned + Serialize + Debug,
+{
+    if applied.unchanged(obj, versions.get(&(kind, obj.name_any())).map(String::as_str)) {
+        return Ok(None);
+    }
+    let answer = apply(client, guard, obj).await?;
+    applied.record(obj, &answer);
+    Ok(Some(answer))
+}
+
 /// True when `meta` names this cluster as an owner.
 fn owned_by(qc: &QdrantCluster, meta: &ObjectMeta) -> bool {
     let uid = qc.uid();
@@ -49,9 +110,10 @@ where
 /// child with the same name (`a` and `a-headless` both want the Service `a-headless`), or a
 /// user's object. Such objects are never overwritten; each conflict is described for the
 /// status, naming the object and its owner.
-pub async fn name_conflicts(client: &Client, qc: &QdrantCluster, planned: &[(ChildKind, String)]) -> Result<Vec<String>, Error> {
+pub async fn name_conflicts(client: &Client, qc: &QdrantCluster, planned: &[(ChildKind, String)]) -> Result<(Vec<String>, Versions), Error> {
     let ns = qc.namespace().unwrap_or_default();
     let mut conflicts = Vec::new();
+    let mut versions = Versions::new();
     for (kind, name) in planned {
         let meta = match kind {
             ChildKind::Secret => metadata_of::<Secret>(client, &ns, name).await?,
@@ -60,6 +122,9 @@ pub async fn name_conflicts(client: &Client, qc: &QdrantCluster, planned: &[(Chi
             ChildKind::StatefulSet => metadata_of::<StatefulSet>(client, &ns, name).await?,
             ChildKind::PodDisruptionBudget => metadata_of::<PodDisruptionBudget>(client, &ns, name).await?,
         };
+        if let Some(rv) = meta.as_ref().and_then(|m| m.resource_version.clone()) {
+            versions.insert((*kind, name.clone()), rv);
+        }
         let Some(meta) = meta.filter(|m| !owned_by(qc, m)) else { continue };
         let owner = match meta.owner_references.iter().flatten().find(|o| o.controller == Some(true)) {
             Some(o) => format!("is owned by {} {}", o.kind, o.name),
@@ -67,7 +132,7 @@ pub async fn name_conflicts(client: &Client, qc: &QdrantCluster, planned: &[(Chi
         };
         conflicts.push(format!("{kind} {ns}/{name} already exists and {owner}; it is left as it is"));
     }
-    Ok(conflicts)
+    Ok((conflicts, versions))
 }
 
 /// Every Secret the pods need that is missing, or lacks a key they need, described for
@@ -194,23 +259,29 @@ pub async fn resolve_keys(client: &Client, guard: &LeadershipGuard, qc: &QdrantC
     Ok((Keys { api, read }, (gen_api, gen_read)))
 }
 
-/// Applies every child in order and returns the StatefulSet as the API server now has it.
-pub async fn apply_children(client: &Client, guard: &LeadershipGuard, qc: &QdrantCluster, children: Children) -> Result<StatefulSet, Error> {
+/// Applies every child in order, except those already as wanted (see [`Applied`]; `versions`
+/// are the children's resourceVersions as `name_conflicts` just read them), and returns the
+/// StatefulSet as the API server now has it.
+pub async fn apply_children(client: &Client, guard: &LeadershipGuard, applied: &Applied, versions: &Versions, qc: &QdrantCluster, children: Children) -> Result<StatefulSet, Error> {
     let Children { api_key, read_api_key, auth_config, config_map, headless_service, client_service, stateful_set, pdb } = children;
     let name = qc.name_any();
     for s in [api_key, read_api_key].into_iter().flatten() {
-        apply(client, guard, &s).await?;
+        apply_changed(client, guard, applied, versions, ChildKind::Secret, &s).await?;
     }
     match auth_config {
-        Some(s) => drop(apply(client, guard, &s).await?),
+        Some(s) => drop(apply_changed(client, guard, applied, versions, ChildKind::Secret, &s).await?),
         None => delete_owned::<Secret>(client, guard, qc, &build::auth_config_name(&name)).await?,
     }
-    apply(client, guard, &config_map).await?;
-    apply(client, guard, &headless_service).await?;
-    apply(client, guard, &client_service).await?;
-    let sts = apply(client, guard, &stateful_set).await?;
+    apply_changed(client, guard, applied, versions, ChildKind::ConfigMap, &config_map).await?;
+    apply_changed(client, guard, applied, versions, ChildKind::Service, &headless_service).await?;
+    apply_changed(client, guard, applied, versions, ChildKind::Service, &client_service).await?;
+    let sts = match apply_changed(client, guard, applied, versions, ChildKind::StatefulSet, &stateful_set).await? {
+        Some(sts) => sts,
+        // Unchanged: its status is still needed, and may have moved.
+        None => Api::<StatefulSet>::namespaced(client.clone(), &qc.namespace().unwrap_or_default()).get(&name).await?,
+    };
     match pdb {
-        Some(p) => drop(apply(client, guard, &p).await?),
+        Some(p) => drop(apply_changed(client, guard, applied, versions, ChildKind::PodDisruptionBudget, &p).await?),
         None => delete_owned::<PodDisruptionBudget>(client, guard, qc, &name).await?,
     }
     Ok(sts)
@@ -249,6 +320,21 @@ mod tests {
         assert_eq!(key_source(Some(&literal), None, "api_key"), KeySource::ReplaceLiteral);
         assert_eq!(key_source(None, None, "api_key"), KeySource::Generate);
         assert_eq!(key_source(None, Some(&auth("service: {}")), "api_key"), KeySource::Generate);
+    }
+
+    #[test]
+    fn a_child_is_applied_again_unless_it_is_as_this_process_last_applied_it() {
+        let applied = Applied::default();
+        let sent = build::key_secret(&qc(), "c-apikey".into(), KEY_FIELD, "k", true);
+        let mut answer = sent.clone();
+        answer.metadata.resource_version = Some("7".into());
+        assert!(!applied.unchanged(&sent, Some("7")), "never applied by this process");
+        applied.record(&sent, &answer);
+        assert!(applied.unchanged(&sent, Some("7")));
+        assert!(!applied.unchanged(&sent, Some("8")), "changed by someone since");
+        assert!(!applied.unchanged(&sent, None), "deleted since");
+        let other = build::key_secret(&qc(), "c-apikey".into(), KEY_FIELD, "other", true);
+        assert!(!applied.unchanged(&other, Some("7")), "a different object is wanted now");
     }
 
     #[test]

@@ -82,6 +82,8 @@ pub struct Context {
     access: Mutex<HashMap<String, Access>>,
     /// Consecutive failed reconciles per object (`namespace/name`), for the backoff.
     failures: Mutex<HashMap<String, u32>>,
+    /// What this process last applied to each child, so an unchanged child is not applied again.
+    applied: apply::Applied,
 }
 
 impl Context {
@@ -100,6 +102,7 @@ impl Context {
             pods: PodIndex::default(),
             access: Mutex::default(),
             failures: Mutex::default(),
+            applied: apply::Applied::default(),
         }
     }
 
@@ -222,7 +225,7 @@ async fn reconcile_inner(cached: &Stored, ctx: &Context) -> Result<Action, Error
         return Ok(Action::await_change());
     }
     // Nothing is written unless every object it would write is this cluster's own or new.
-    let conflicts = apply::name_conflicts(&ctx.client, qc, &build::planned_children(qc)).await?;
+    let (conflicts, versions) = apply::name_conflicts(&ctx.client, qc, &build::planned_children(qc)).await?;
     if !conflicts.is_empty() {
         block(ctx, qc, "NameConflict", conflicts.join("; ")).await?;
         return Ok(Action::requeue(RECHECK));
@@ -236,7 +239,7 @@ async fn reconcile_inner(cached: &Stored, ctx: &Context) -> Result<Action, Error
     let access = health::access(ctx, qc, keys.api.clone()).await?;
     let scaling = scaling::next(ctx, qc, &access).await?;
     let children = build::build(qc, &keys, generated).keeping_pods(scaling.keep);
-    let sts = match apply::apply_children(&ctx.client, &ctx.guard, qc, children).await {
+    let sts = match apply::apply_children(&ctx.client, &ctx.guard, &ctx.applied, &versions, qc, children).await {
         Ok(sts) => sts,
         Err(e) => {
             if let Some(msg) = user_error(&e) {
