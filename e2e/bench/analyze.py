@@ -119,6 +119,9 @@ if many_creates and many_sts:
         rows.append((f"Throughput: → all {n} statuses Running (driver's clock, polled)",
                      f"{run_span:.1f} s, {n / run_span:.1f} clusters/s", "(reported)", None))
 
+if "catchup" in mk:
+    rows.append((f"Steady state: the last new leader's first pass over every cluster (Qdrant Pods that never answer), until its reconcile count is still for 20 s",
+                 f"{mk['catchup']['seconds']} s", "(reported)", None))
 if "idle_start" in mk and "idle_end" in mk:
     a, b = mk["idle_start"], mk["idle_end"]
     minutes = (b["t"] - a["t"]) / 60

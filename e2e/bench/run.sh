@@ -97,7 +97,19 @@ leader=$(get_leader_pod)
 follower=""
 for p in $(operator_pods); do [ "$p" = "$leader" ] || { follower=$p; break; }; done
 [ -n "$follower" ] || fail "no follower Pod"
-sleep 5 # let the last status writes of the throughput run settle before the window opens
+# The new leader of the last handover first reconciles every cluster once (each asks Qdrant
+# Pods that never answer, so that pass takes minutes); the window opens once it is over: the
+# leader's reconcile count has not moved for 20 s.
+reconciles() { operator_metrics "$leader" | awk '$1 ~ /^qdrant_operator_reconcile_total\{/ { n += $2 } END { print n + 0 }'; }
+settled() {
+  local now; now=$(reconciles)
+  if [ "$now" != "${last_count:-}" ]; then last_count=$now; last_change=$SECONDS; return 1; fi
+  [ $((SECONDS - last_change)) -ge 20 ]
+}
+t_catchup=$SECONDS last_count="" last_change=$SECONDS
+wait_until 900 "the leader's first pass over every cluster to end" settled
+echo "[bench] the new leader's first pass ended; quiet 20 s after $((SECONDS - t_catchup)) s" >&2
+mark kind=catchup seconds=$((SECONDS - t_catchup))
 mark kind=idle_start leader="$leader" follower="$follower" \
   leader_cpu="$(python3 e2e/bench/proc.py cpu "$(cat "$E2E_STATE/pods/$leader.pid")")" \
   follower_cpu="$(python3 e2e/bench/proc.py cpu "$(cat "$E2E_STATE/pods/$follower.pid")")"
