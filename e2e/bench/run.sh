@@ -19,6 +19,9 @@ t_start=$SECONDS
 
 # 200 clusters of real Qdrant processes do not fit on two cores: kwok marks Qdrant Pods Ready
 # without running them. The operator still asks each one, and reports it unreachable.
+# A fresh plane: up.sh would reuse a running one, whose Qdrant Pods may be processes (the
+# scale-down part below leaves one so), and 200 clusters of those never all reach Running.
+e2e/cluster/down.sh >/dev/null 2>&1 || true
 E2E_QDRANT_PODS=kwok e2e/cluster/up.sh
 e2e/cluster/deploy.sh
 rm -rf "$OUT"; mkdir -p "$OUT"
