@@ -4,10 +4,13 @@
 //! users' manifests apply unchanged. Doc comments here become the schema descriptions that
 //! `kubectl explain` prints, so they are written for the operator's users.
 
+use std::collections::BTreeMap;
+
 use k8s_openapi::api::core::v1::{
-    Container, NodeAffinity, PodAntiAffinity, Toleration, TopologySpreadConstraint, Volume,
+    Container, EnvVar, LocalObjectReference, NodeAffinity, PodAntiAffinity, Toleration, TopologySpreadConstraint, Volume,
     VolumeMount,
 };
+use k8s_openapi::api::networking::v1::NetworkPolicyPeer;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
@@ -33,9 +36,13 @@ use serde::{Deserialize, Serialize};
     printcolumn(name = "Peers", type_ = "integer", json_path = ".status.qdrant.peerCount"),
     printcolumn(name = "Leader", type_ = "string", json_path = ".status.qdrant.raftLeader"),
     printcolumn(name = "Health", type_ = "string", json_path = ".status.qdrant.health"),
+    printcolumn(name = "Paused", type_ = "boolean", json_path = ".spec.paused"),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
-#[x_kube(validation = Rule::new("!has(self.readApikey) || self.readApikey == 'false' || (has(self.apikey) && self.apikey != 'false')").message("spec.readApikey can be used only with spec.apikey enabled"))]
+#[x_kube(validation = Rule::new("!has(self.readApikey) || self.readApikey == 'false' || (has(self.apikey) && self.apikey != 'false') || has(self.apikeySecretKeyRef)").message("spec.readApikey can be used only with spec.apikey enabled"))]
+#[x_kube(validation = Rule::new("!has(self.readApikeySecretKeyRef) || (has(self.apikey) && self.apikey != 'false') || has(self.apikeySecretKeyRef)").message("spec.readApikeySecretKeyRef can be used only with spec.apikey enabled"))]
+#[x_kube(validation = Rule::new("!has(self.apikeySecretKeyRef) || !has(self.apikey) || self.apikey == 'false'").message("set spec.apikey or spec.apikeySecretKeyRef, not both"))]
+#[x_kube(validation = Rule::new("!has(self.readApikeySecretKeyRef) || !has(self.readApikey) || self.readApikey == 'false'").message("set spec.readApikey or spec.readApikeySecretKeyRef, not both"))]
 #[serde(rename_all = "camelCase")]
 pub struct QdrantClusterSpec {
     /// Number of Qdrant peers (pods). At least 1. Scaling down removes the highest ordinals.
@@ -46,13 +53,25 @@ pub struct QdrantClusterSpec {
     #[schemars(length(min = 1))]
     pub image: String,
 
-    /// API key for full access: `'false'` turns authentication off, `'true'` generates a random key once (kept in the Secret `<name>-apikey` and never regenerated), and any other value is used as the key itself.
+    /// API key for full access: `'false'` turns authentication off, `'true'` generates a random key once (kept in the Secret `<name>-apikey` and never regenerated; a key already in that Secret is kept), and any other value is used as the key itself. A key written here is readable by anyone who can read QdrantClusters: prefer `apikeySecretKeyRef`.
     #[serde(default = "default_false")]
     pub apikey: String,
 
     /// Read-only API key, with the same three forms as `apikey`. Only allowed when `apikey` is enabled. Stored in the Secret `<name>-read-apikey`.
     #[serde(default = "default_false")]
     pub read_apikey: String,
+
+    /// Takes the API key from a key of an existing Secret in the cluster's namespace, instead of `apikey` (leave that `'false'`). The safe way to set a chosen key: only those who can read that Secret see it. Changing the Secret rolls the Pods, one at a time, onto the new key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub apikey_secret_key_ref: Option<SecretKeyRef>,
+
+    /// Takes the read-only API key from a key of an existing Secret, instead of `readApikey`. Needs an API key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_apikey_secret_key_ref: Option<SecretKeyRef>,
+
+    /// Stops the operator from acting on this cluster: while true it writes nothing to the cluster's objects or to Qdrant (an operation under way waits where it is), and only reports `Paused` in status. For incidents; set it back to false, or remove it, to resume.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub paused: bool,
 
     /// Free-form Qdrant configuration, merged over the operator's defaults into `production.yaml` (for example `{storage: {performance: {max_search_threads: 2}}}`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -107,6 +126,42 @@ pub struct QdrantClusterSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub topology_spread_constraints: Option<Vec<TopologySpreadConstraint>>,
 
+    /// Node labels the Qdrant pods must run on (the Pod's `nodeSelector`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_selector: Option<BTreeMap<String, String>>,
+
+    /// PriorityClass of the Qdrant pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority_class_name: Option<String>,
+
+    /// Secrets for pulling the Qdrant image (and sidecars' images) from a private registry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_pull_secrets: Option<Vec<LocalObjectReference>>,
+
+    /// Extra annotations on the Qdrant pods (for example for a metrics scraper or a service mesh). Changing them restarts the pods, one at a time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_annotations: Option<BTreeMap<String, String>>,
+
+    /// Annotations on the client Service `<name>`, for example a cloud load balancer's settings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_annotations: Option<BTreeMap<String, String>>,
+
+    /// Extra environment variables for the Qdrant container, such as `QDRANT__LOG_LEVEL`. The operator's own (`QDRANT__CLUSTER__ENABLED`, `QDRANT_INIT_FILE_PATH`) cannot be set here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub env: Option<Vec<EnvVar>>,
+
+    /// A startup probe on Qdrant's `/readyz`: Kubernetes holds the liveness probe back until it passes, so a peer that loads large collections is not killed while it starts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub startup_probe: Option<StartupProbe>,
+
+    /// Keep `/qdrant/snapshots` on a PersistentVolumeClaim per pod (`qdrant-snapshots-<pod>`) instead of an emptyDir, so local snapshots survive a pod's restart. Adding it to an existing cluster re-creates the StatefulSet without its pods (they keep running), and each pod gets its claim when it next restarts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot_persistence: Option<SnapshotPersistence>,
+
+    /// A NetworkPolicy `<name>` for the Qdrant pods: the REST and gRPC ports open to `clientFrom` (everyone when empty), and the peer-to-peer port 6335 open only to the cluster's own pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network_policy: Option<NetworkPolicySettings>,
+
     /// Scheduled volume snapshots. Accepted for compatibility; not yet acted upon, which the `SnapshotsSupported` condition reports.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub volume_snapshots: Option<VolumeSnapshots>,
@@ -121,7 +176,66 @@ fn default_true() -> bool {
 }
 
 fn default_tls() -> Tls {
-    Tls { enabled: false, secret_name: None }
+    Tls { enabled: false, secret_name: None, certificate_validity: None, renew_before: None }
+}
+
+/// A key of a Secret in the cluster's namespace.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, schemars::JsonSchema)]
+pub struct SecretKeyRef {
+    /// Name of the Secret.
+    #[schemars(length(min = 1))]
+    pub name: String,
+    /// Key in the Secret whose value is the API key.
+    #[schemars(length(min = 1))]
+    pub key: String,
+}
+
+/// The startup probe's timing.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StartupProbe {
+    /// Add the probe.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Seconds before the first probe.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub initial_delay_seconds: Option<i32>,
+    /// Seconds between probes (default 5).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub period_seconds: Option<i32>,
+    /// Seconds each probe may take (default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub timeout_seconds: Option<i32>,
+    /// Failed probes before the container is restarted (default 30, so 150 s with the default period).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub failure_threshold: Option<i32>,
+}
+
+/// The per-pod snapshot volume.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SnapshotPersistence {
+    /// Size of each pod's snapshot volume, as a Kubernetes quantity such as `20Gi`.
+    pub size: String,
+    /// StorageClass of the volumes; the cluster default when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_class_name: Option<String>,
+}
+
+/// The cluster's NetworkPolicy.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NetworkPolicySettings {
+    /// Create the NetworkPolicy. When false, a NetworkPolicy the operator made is deleted.
+    #[serde(default)]
+    pub enabled: bool,
+    /// Who may reach the REST (6333) and gRPC (6334) ports; everyone when empty. Include the operator's namespace: it reads Qdrant's state over REST.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub client_from: Vec<NetworkPolicyPeer>,
 }
 
 fn free_form_object(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
@@ -155,7 +269,7 @@ impl ServiceType {
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Persistence {
-    /// Size of each peer's volume, as a Kubernetes quantity such as `10Gi`.
+    /// Size of each peer's volume, as a Kubernetes quantity such as `10Gi`. Raising it expands every existing volume in place (the StorageClass must allow volume expansion) and re-creates the StatefulSet without its pods, which keep running; lowering it is refused.
     pub size: String,
     /// StorageClass of the volumes; the cluster default when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -194,9 +308,15 @@ pub struct Tls {
     /// Serve REST, gRPC and peer traffic over TLS.
     #[serde(default)]
     pub enabled: bool,
-    /// Secret holding `cert.pem`, `key.pem` and `cacert.pem`. Required when enabled.
+    /// Secret holding `cert.pem`, `key.pem` and `cacert.pem`, managed by you. When absent, the operator makes a CA (Secret `<name>-ca`) and a certificate for the client Service, the headless Service and every pod name (Secret `<name>-server-cert`), and renews the certificate before it expires.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_name: Option<String>,
+    /// How long a certificate the operator makes is valid, as a duration such as `8760h` or `90d` (default 365 days). Not used with `secretName`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate_validity: Option<String>,
+    /// How long before its expiry the operator renews the certificate it made, as a duration such as `720h` (default 30 days, at most the validity). Qdrant reads the renewed files within `tls.cert_ttl` (set to an hour unless `config` sets it), without a restart.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub renew_before: Option<String>,
 }
 
 /// Volume snapshot settings.
@@ -370,6 +490,8 @@ pub enum KeySetting {
     Off,
     Generate,
     Literal(String),
+    /// From a key of the user's Secret (`apikeySecretKeyRef`, `readApikeySecretKeyRef`).
+    FromSecret(SecretKeyRef),
 }
 
 impl KeySetting {
@@ -384,10 +506,21 @@ impl KeySetting {
 
 impl QdrantClusterSpec {
     pub fn apikey_setting(&self) -> KeySetting {
-        KeySetting::parse(&self.apikey)
+        match &self.apikey_secret_key_ref {
+            Some(r) => KeySetting::FromSecret(r.clone()),
+            None => KeySetting::parse(&self.apikey),
+        }
     }
     pub fn read_apikey_setting(&self) -> KeySetting {
-        KeySetting::parse(&self.read_apikey)
+        match &self.read_apikey_secret_key_ref {
+            Some(r) => KeySetting::FromSecret(r.clone()),
+            None => KeySetting::parse(&self.read_apikey),
+        }
+    }
+
+    /// Whether the operator makes the TLS certificates (TLS on, no `secretName`).
+    pub fn generated_tls(&self) -> bool {
+        self.tls.enabled && self.tls.secret_name.as_deref().unwrap_or("").is_empty()
     }
 }
 
@@ -424,7 +557,7 @@ mod tests {
         assert_eq!(spec["properties"]["replicas"]["minimum"].as_f64(), Some(1.0));
         assert_eq!(spec["properties"]["apikey"]["default"], "false");
         let cols: Vec<_> = v["additionalPrinterColumns"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap().to_owned()).collect();
-        assert_eq!(cols, ["Replicas", "Ready", "Status", "Peers", "Leader", "Health", "Age"]);
+        assert_eq!(cols, ["Replicas", "Ready", "Status", "Peers", "Leader", "Health", "Paused", "Age"]);
         assert_eq!(v["subresources"]["scale"]["specReplicasPath"], ".spec.replicas");
         assert_eq!(crd["spec"]["names"]["shortNames"][0], "qc");
     }

@@ -24,6 +24,8 @@ pub enum Error {
     Cancelled,
     #[error("no randomness for a generated key: {0}")]
     Random(String),
+    #[error("making a TLS certificate failed: {0}")]
+    Certificate(String),
 }
 
 impl Error {
@@ -31,7 +33,7 @@ impl Error {
     /// [`Error::is_leadership`]). `qdrant_operator_errors_total` exports each at zero from
     /// start-up, so that `rate()` sees a category's first error, and dashboards and alerts
     /// find the series before anything has failed.
-    pub const FAILURE_CATEGORIES: &'static [&'static str] = &["conflict", "invalid", "api", "transport", "random"];
+    pub const FAILURE_CATEGORIES: &'static [&'static str] = &["conflict", "invalid", "api", "transport", "random", "certificate"];
 
     pub fn category(&self) -> &'static str {
         match self {
@@ -42,6 +44,7 @@ impl Error {
             Error::NotLeader(_) => "not_leader",
             Error::Cancelled => "cancelled",
             Error::Random(_) => "random",
+            Error::Certificate(_) => "certificate",
         }
     }
 
@@ -58,7 +61,7 @@ mod tests {
     #[test]
     fn every_failure_category_is_listed_and_leadership_is_not_a_failure() {
         let api = |code| Error::Kube(kube::Error::Api(kube::core::Status::failure("m", "r").with_code(code).boxed()));
-        let failures = [api(409), api(422), api(400), api(500), Error::Kube(kube::Error::LinesCodecMaxLineLengthExceeded), Error::Random("x".into())];
+        let failures = [api(409), api(422), api(400), api(500), Error::Kube(kube::Error::LinesCodecMaxLineLengthExceeded), Error::Random("x".into()), Error::Certificate("x".into())];
         for e in &failures {
             assert!(!e.is_leadership(), "{e}");
             assert!(Error::FAILURE_CATEGORIES.contains(&e.category()), "{} is not in FAILURE_CATEGORIES", e.category());

@@ -9,13 +9,16 @@ use std::sync::Mutex;
 
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{FieldsV1, ManagedFieldsEntry};
 use k8s_openapi::NamespaceResourceScope;
 use kube::api::{DeleteParams, ObjectMeta, Patch, PatchParams, PostParams};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde::{de::DeserializeOwned, Serialize};
 
-use super::build::{self, ChildKind, Children, Keys, GENERATED_ANNOTATION, KEY_FIELD};
+use super::build::{self, ChildKind, Children, Keys, KEY_FIELD, MANAGED_BY};
+use super::certs::{self, Material};
 use super::validate::SecretRef;
 use crate::crd::{KeySetting, QdrantCluster};
 use crate::leader::LeadershipGuard;
@@ -35,8 +38,15 @@ where
     Ok(guard.write(api.patch(&obj.name_any(), &params, &Patch::Apply(obj))).await??)
 }
 
-/// The resourceVersion of each child that exists, by kind and name, as just read.
-pub type Versions = BTreeMap<(ChildKind, String), String>;
+/// What `name_conflicts` read of the children that exist, by kind and name.
+#[derive(Default)]
+pub struct Observed {
+    /// Each one's resourceVersion.
+    pub versions: BTreeMap<(ChildKind, String), String>,
+    /// The metadata of those this cluster owns that this operator never applied (no
+    /// `managed-by` label): objects of the older JavaScript operator, to be taken over.
+    pub foreign: BTreeMap<(ChildKind, String), ObjectMeta>,
+}
 
 /// What this process last applied to each child: a hash of the object it sent, and the
 /// resourceVersion the API server answered. A child whose live resourceVersion is still that
@@ -78,13 +88,62 @@ impl Applied {
     }
 }
 
-/// Applies `obj` unless [`Applied`] knows it is already as wanted. Returns the object as the
-/// API server has it when it was applied, `None` when it was left alone.
-async fn apply_changed<K>(client: &Client, guard: &LeadershipGuard, applied: &Applied, versions: &Versions, kind: ChildKind, obj: &K) -> Result<Option<K>, Error>
+/// Pure: the managed fields of an object taken over from other managers. Every field any
+/// manager owns becomes this operator's, as one entry of its apply, so that its next apply
+/// removes what it does not set: the older operator's `tcpSocket` readiness handler beside
+/// our `httpGet` one (a 422), its `rollingUpdate` under our `OnDelete` (a 422), its PDB's
+/// `minAvailable` beside our `maxUnavailable` (a 422), its unused volumes. Entries of
+/// subresources (status, scale) are kept as they are. `None` when there is nothing to move.
+pub fn taken_over(entries: &[ManagedFieldsEntry], now: &k8s_openapi::apimachinery::pkg::apis::meta::v1::Time) -> Option<Vec<ManagedFieldsEntry>> {
+    let (sub, main): (Vec<_>, Vec<_>) = entries.iter().cloned().partition(|e| e.subresource.as_deref().is_some_and(|s| !s.is_empty()));
+    if main.iter().all(|e| e.manager.as_deref() == Some(FIELD_MANAGER) && e.operation.as_deref() == Some("Apply")) {
+        return None;
+    }
+    let mut fields = serde_json::Value::Object(Default::default());
+    for e in &main {
+        if let Some(f) = &e.fields_v1 {
+            build::merge(&mut fields, &f.0);
+        }
+    }
+    let ours = ManagedFieldsEntry {
+        manager: Some(FIELD_MANAGER.into()),
+        operation: Some("Apply".into()),
+        api_version: main.first().and_then(|e| e.api_version.clone()),
+        fields_type: Some("FieldsV1".into()),
+        fields_v1: Some(FieldsV1(fields)),
+        time: Some(now.clone()),
+        subresource: None,
+    };
+    Some(std::iter::once(ours).chain(sub).collect())
+}
+
+/// Takes over every field of an object another manager created (see [`taken_over`]), in one
+/// patch of its managed fields that fails if the object changed since `meta` was read.
+async fn take_over<K>(client: &Client, guard: &LeadershipGuard, meta: &ObjectMeta) -> Result<(), Error>
+where
+    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()> + Clone + DeserializeOwned + Debug,
+{
+    let now = k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(jiff::Timestamp::now());
+    let Some(entries) = taken_over(meta.managed_fields.as_deref().unwrap_or_default(), &now) else { return Ok(()) };
+    let api: Api<K> = Api::namespaced(client.clone(), meta.namespace.as_deref().unwrap_or_default());
+    let patch = serde_json::json!({"metadata": {"resourceVersion": meta.resource_version, "managedFields": entries}});
+    let name = meta.name.as_deref().unwrap_or_default();
+    guard.write(api.patch(name, &PatchParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() }, &Patch::Merge(&patch))).await??;
+    tracing::info!(kind = K::kind(&()).as_ref(), name, "took over the fields of another manager");
+    Ok(())
+}
+
+/// Applies `obj` unless [`Applied`] knows it is already as wanted, taking its fields over
+/// first when another manager made it. Returns the object as the API server has it when it
+/// was applied, `None` when it was left alone.
+async fn apply_changed<K>(client: &Client, guard: &LeadershipGuard, applied: &Applied, observed: &Observed, kind: ChildKind, obj: &K) -> Result<Option<K>, Error>
 where
     K: Resource<Scope = NamespaceResourceScope, DynamicType = ()> + Clone + DeserializeOwned + Serialize + Debug,
 {
-    if applied.unchanged(obj, versions.get(&(kind, obj.name_any())).map(String::as_str)) {
+    let key = (kind, obj.name_any());
+    if let Some(meta) = observed.foreign.get(&key) {
+        take_over::<K>(client, guard, meta).await?;
+    } else if applied.unchanged(obj, observed.versions.get(&key).map(String::as_str)) {
         return Ok(None);
     }
     let answer = apply(client, guard, obj).await?;
@@ -110,10 +169,10 @@ where
 /// child with the same name (`a` and `a-headless` both want the Service `a-headless`), or a
 /// user's object. Such objects are never overwritten; each conflict is described for the
 /// status, naming the object and its owner.
-pub async fn name_conflicts(client: &Client, qc: &QdrantCluster, planned: &[(ChildKind, String)]) -> Result<(Vec<String>, Versions), Error> {
+pub async fn name_conflicts(client: &Client, qc: &QdrantCluster, planned: &[(ChildKind, String)]) -> Result<(Vec<String>, Observed), Error> {
     let ns = qc.namespace().unwrap_or_default();
     let mut conflicts = Vec::new();
-    let mut versions = Versions::new();
+    let mut observed = Observed::default();
     for (kind, name) in planned {
         let meta = match kind {
             ChildKind::Secret => metadata_of::<Secret>(client, &ns, name).await?,
@@ -121,9 +180,13 @@ pub async fn name_conflicts(client: &Client, qc: &QdrantCluster, planned: &[(Chi
             ChildKind::Service => metadata_of::<Service>(client, &ns, name).await?,
             ChildKind::StatefulSet => metadata_of::<StatefulSet>(client, &ns, name).await?,
             ChildKind::PodDisruptionBudget => metadata_of::<PodDisruptionBudget>(client, &ns, name).await?,
+            ChildKind::NetworkPolicy => metadata_of::<NetworkPolicy>(client, &ns, name).await?,
         };
         if let Some(rv) = meta.as_ref().and_then(|m| m.resource_version.clone()) {
-            versions.insert((*kind, name.clone()), rv);
+            observed.versions.insert((*kind, name.clone()), rv);
+        }
+        if let Some(m) = meta.as_ref().filter(|m| owned_by(qc, m) && !managed_by_us(m)) {
+            observed.foreign.insert((*kind, name.clone()), m.clone());
         }
         let Some(meta) = meta.filter(|m| !owned_by(qc, m)) else { continue };
         let owner = match meta.owner_references.iter().flatten().find(|o| o.controller == Some(true)) {
@@ -132,7 +195,12 @@ pub async fn name_conflicts(client: &Client, qc: &QdrantCluster, planned: &[(Chi
         };
         conflicts.push(format!("{kind} {ns}/{name} already exists and {owner}; it is left as it is"));
     }
-    Ok((conflicts, versions))
+    Ok((conflicts, observed))
+}
+
+/// Whether this operator applied the object (it always sets its `managed-by` label).
+pub fn managed_by_us(meta: &ObjectMeta) -> bool {
+    meta.labels.as_ref().and_then(|l| l.get("app.kubernetes.io/managed-by")).is_some_and(|v| v == MANAGED_BY)
 }
 
 /// Every Secret the pods need that is missing, or lacks a key they need, described for
@@ -145,7 +213,7 @@ pub async fn missing_secrets(client: &Client, qc: &QdrantCluster, refs: &[Secret
         match api.get_opt(&r.name).await? {
             None => missing.push(format!("Secret {ns}/{} ({}) does not exist", r.name, r.field)),
             Some(s) => {
-                let absent: Vec<&str> = r.keys.iter().copied().filter(|k| !s.data.as_ref().is_some_and(|d| d.contains_key(*k))).collect();
+                let absent: Vec<&str> = r.keys.iter().map(String::as_str).filter(|k| !s.data.as_ref().is_some_and(|d| d.contains_key(*k))).collect();
                 if !absent.is_empty() {
                     missing.push(format!("Secret {ns}/{} ({}) has no key {}", r.name, r.field, absent.join(", ")));
                 }
@@ -155,15 +223,15 @@ pub async fn missing_secrets(client: &Client, qc: &QdrantCluster, refs: &[Secret
     Ok(missing)
 }
 
-/// Deletes a child that is no longer wanted, if it exists and this cluster owns it. Reads
-/// first, so an idle cluster sends no write at all.
-async fn delete_owned<K>(client: &Client, guard: &LeadershipGuard, qc: &QdrantCluster, name: &str) -> Result<(), Error>
+/// Deletes a child that is no longer wanted, if it exists and this cluster owns it (and, with
+/// `ours_only`, this operator made it). Reads first, so an idle cluster sends no write at all.
+async fn delete_owned<K>(client: &Client, guard: &LeadershipGuard, qc: &QdrantCluster, name: &str, ours_only: bool) -> Result<(), Error>
 where
     K: Resource<Scope = NamespaceResourceScope, DynamicType = ()> + Clone + DeserializeOwned + Debug,
 {
     let api: Api<K> = Api::namespaced(client.clone(), &qc.namespace().unwrap_or_default());
     let Some(existing) = api.get_metadata_opt(name).await? else { return Ok(()) };
-    if !owned_by(qc, &existing.metadata) {
+    if !owned_by(qc, &existing.metadata) || (ours_only && !managed_by_us(&existing.metadata)) {
         return Ok(());
     }
     match guard.write(api.delete(name, &DeleteParams::default())).await? {
@@ -187,13 +255,14 @@ fn random_key() -> Result<String, Error> {
 /// Where a generated key comes from, decided from what exists.
 #[derive(Debug, PartialEq)]
 pub enum KeySource {
-    /// The key Secret holds a key the operator generated: keep it, always.
+    /// The key Secret holds a key: keep it, always. Whoever wrote it (this operator, the older
+    /// JavaScript one, which marks nothing, or a user), clients may be using it.
     Kept(String),
     /// The key Secret is gone but the auth config still holds the key: restore that one, so
     /// deleting a Secret by mistake does not change the key clients use.
     Recovered(String),
-    /// The key Secret holds a literal key from before `'true'` was set: replace it.
-    ReplaceLiteral,
+    /// The key Secret exists but holds no key: write a new one into it.
+    Fill,
     /// Nothing holds a key yet: generate one.
     Generate,
 }
@@ -202,11 +271,7 @@ pub enum KeySource {
 /// config's `service` section.
 pub fn key_source(key_secret: Option<&Secret>, auth_config: Option<&Secret>, auth_field: &str) -> KeySource {
     if let Some(s) = key_secret {
-        let generated = s.annotations().get(GENERATED_ANNOTATION).is_some_and(|v| v == "true");
-        return match (generated, secret_value(s, KEY_FIELD)) {
-            (true, Some(v)) => KeySource::Kept(v),
-            _ => KeySource::ReplaceLiteral,
-        };
+        return secret_value(s, KEY_FIELD).map_or(KeySource::Fill, KeySource::Kept);
     }
     auth_config
         .and_then(|s| secret_value(s, "local.yaml"))
@@ -218,13 +283,15 @@ pub fn key_source(key_secret: Option<&Secret>, auth_config: Option<&Secret>, aut
 /// Resolves one key setting to its value, and whether it is a generated one. A new key is
 /// created with a plain create, which fails rather than overwrite one created concurrently.
 async fn resolve_key(client: &Client, guard: &LeadershipGuard, qc: &QdrantCluster, setting: KeySetting, secret_name: &str, auth_field: &str) -> Result<(Option<String>, bool), Error> {
+    let api: Api<Secret> = Api::namespaced(client.clone(), &qc.namespace().unwrap_or_default());
     match setting {
         KeySetting::Off => return Ok((None, false)),
         KeySetting::Literal(k) => return Ok((Some(k), false)),
+        // Checked to exist with this key (`missing_secrets`) before anything is written.
+        KeySetting::FromSecret(r) => return Ok((api.get_opt(&r.name).await?.and_then(|s| secret_value(&s, &r.key)), false)),
         KeySetting::Generate => {}
     }
     // From here on the key is a generated one.
-    let api: Api<Secret> = Api::namespaced(client.clone(), &qc.namespace().unwrap_or_default());
     let existing = api.get_opt(secret_name).await?;
     let auth = match existing {
         Some(_) => None,
@@ -236,7 +303,7 @@ async fn resolve_key(client: &Client, guard: &LeadershipGuard, qc: &QdrantCluste
             tracing::warn!(secret = secret_name, "key Secret was deleted; restoring the same key from the auth config");
             return Ok((Some(v), true));
         }
-        KeySource::ReplaceLiteral => {
+        KeySource::Fill => {
             let secret = build::key_secret(qc, secret_name.to_owned(), KEY_FIELD, &random_key()?, true);
             let s = apply(client, guard, &secret).await?;
             return Ok((secret_value(&s, KEY_FIELD), true));
@@ -259,30 +326,60 @@ pub async fn resolve_keys(client: &Client, guard: &LeadershipGuard, qc: &QdrantC
     Ok((Keys { api, read }, (gen_api, gen_read)))
 }
 
-/// Applies every child in order, except those already as wanted (see [`Applied`]; `versions`
-/// are the children's resourceVersions as `name_conflicts` just read them), and returns the
-/// StatefulSet as the API server now has it.
-pub async fn apply_children(client: &Client, guard: &LeadershipGuard, applied: &Applied, versions: &Versions, qc: &QdrantCluster, children: Children) -> Result<StatefulSet, Error> {
-    let Children { api_key, read_api_key, auth_config, config_map, headless_service, client_service, stateful_set, pdb } = children;
+/// The certificates the operator made for the cluster, kept or renewed (see `certs`), and
+/// how soon they are due for renewal; `None` unless it makes them. Writes nothing: the
+/// Secrets are children, applied with the others.
+pub async fn resolve_tls(client: &Client, qc: &QdrantCluster, pods: i32) -> Result<Option<(Material, std::time::Duration)>, Error> {
+    if !qc.spec.generated_tls() {
+        return Ok(None);
+    }
     let name = qc.name_any();
-    for s in [api_key, read_api_key].into_iter().flatten() {
-        apply_changed(client, guard, applied, versions, ChildKind::Secret, &s).await?;
+    let api: Api<Secret> = Api::namespaced(client.clone(), &qc.namespace().unwrap_or_default());
+    let value = |s: &Option<Secret>, k: &str| s.as_ref().and_then(|s| secret_value(s, k));
+    let ca = api.get_opt(&certs::ca_secret_name(&name)).await?;
+    let server = api.get_opt(&certs::server_secret_name(&name)).await?;
+    let ca = value(&ca, certs::CA_CERT_KEY).zip(value(&ca, certs::CA_KEY_KEY));
+    let server = match (value(&server, certs::CERT_KEY), value(&server, certs::KEY_KEY), value(&server, certs::CA_CERT_KEY)) {
+        (Some(c), Some(k), Some(b)) => Some((c, k, b)),
+        _ => None,
+    };
+    let now = jiff::Timestamp::now().as_second();
+    let timings = certs::timings(qc);
+    let cluster = format!("{}/{name}", qc.namespace().unwrap_or_default());
+    let material = certs::material(&cluster, ca, server, &certs::dns_names(qc, pods), now, timings).map_err(|e| Error::Certificate(e.to_string()))?;
+    let due = certs::renew_in(&material, now, timings.1).unwrap_or_default();
+    Ok(Some((material, due)))
+}
+
+/// Applies every child in order, except those already as wanted (see [`Applied`]; `observed`
+/// is what `name_conflicts` just read of them), and returns the StatefulSet as the API server
+/// now has it.
+pub async fn apply_children(client: &Client, guard: &LeadershipGuard, applied: &Applied, observed: &Observed, qc: &QdrantCluster, children: Children) -> Result<StatefulSet, Error> {
+    let Children { api_key, read_api_key, auth_config, tls_ca, tls_server, config_map, headless_service, client_service, stateful_set, pdb, network_policy } = children;
+    let name = qc.name_any();
+    for s in [api_key, read_api_key, tls_ca, tls_server].into_iter().flatten() {
+        apply_changed(client, guard, applied, observed, ChildKind::Secret, &s).await?;
     }
     match auth_config {
-        Some(s) => drop(apply_changed(client, guard, applied, versions, ChildKind::Secret, &s).await?),
-        None => delete_owned::<Secret>(client, guard, qc, &build::auth_config_name(&name)).await?,
+        Some(s) => drop(apply_changed(client, guard, applied, observed, ChildKind::Secret, &s).await?),
+        None => delete_owned::<Secret>(client, guard, qc, &build::auth_config_name(&name), false).await?,
     }
-    apply_changed(client, guard, applied, versions, ChildKind::ConfigMap, &config_map).await?;
-    apply_changed(client, guard, applied, versions, ChildKind::Service, &headless_service).await?;
-    apply_changed(client, guard, applied, versions, ChildKind::Service, &client_service).await?;
-    let sts = match apply_changed(client, guard, applied, versions, ChildKind::StatefulSet, &stateful_set).await? {
+    apply_changed(client, guard, applied, observed, ChildKind::ConfigMap, &config_map).await?;
+    apply_changed(client, guard, applied, observed, ChildKind::Service, &headless_service).await?;
+    apply_changed(client, guard, applied, observed, ChildKind::Service, &client_service).await?;
+    let sts = match apply_changed(client, guard, applied, observed, ChildKind::StatefulSet, &stateful_set).await? {
         Some(sts) => sts,
         // Unchanged: its status is still needed, and may have moved.
         None => Api::<StatefulSet>::namespaced(client.clone(), &qc.namespace().unwrap_or_default()).get(&name).await?,
     };
     match pdb {
-        Some(p) => drop(apply_changed(client, guard, applied, versions, ChildKind::PodDisruptionBudget, &p).await?),
-        None => delete_owned::<PodDisruptionBudget>(client, guard, qc, &name).await?,
+        Some(p) => drop(apply_changed(client, guard, applied, observed, ChildKind::PodDisruptionBudget, &p).await?),
+        None => delete_owned::<PodDisruptionBudget>(client, guard, qc, &name, false).await?,
+    }
+    match network_policy {
+        Some(p) => drop(apply_changed(client, guard, applied, observed, ChildKind::NetworkPolicy, &p).await?),
+        // Only one this operator made: the older operator's stays until one is asked for.
+        None => delete_owned::<NetworkPolicy>(client, guard, qc, &name, true).await?,
     }
     Ok(sts)
 }
@@ -307,6 +404,15 @@ mod tests {
         assert_eq!(key_source(Some(&s), Some(&auth("service: {api_key: other}")), "api_key"), KeySource::Kept("old-key".into()));
     }
 
+    /// The older JavaScript operator marks nothing it generates: its keys must survive the
+    /// takeover byte for byte, or every client breaks.
+    #[test]
+    fn an_existing_key_without_the_generated_mark_is_kept_too() {
+        let s = build::key_secret(&qc(), "c-apikey".into(), KEY_FIELD, "aB3_-js-operator-key-32-chars-xx", false);
+        assert!(s.annotations().is_empty());
+        assert_eq!(key_source(Some(&s), None, "api_key"), KeySource::Kept("aB3_-js-operator-key-32-chars-xx".into()));
+    }
+
     #[test]
     fn a_deleted_key_secret_is_restored_from_the_auth_config() {
         let a = auth("service:\n  api_key: from-auth\n  read_only_api_key: ro\n");
@@ -315,9 +421,9 @@ mod tests {
     }
 
     #[test]
-    fn a_literal_key_is_replaced_and_nothing_means_generate() {
-        let literal = build::key_secret(&qc(), "c-apikey".into(), KEY_FIELD, "literal", false);
-        assert_eq!(key_source(Some(&literal), None, "api_key"), KeySource::ReplaceLiteral);
+    fn an_empty_key_secret_is_filled_and_nothing_means_generate() {
+        let empty = build::key_secret(&qc(), "c-apikey".into(), KEY_FIELD, "", false);
+        assert_eq!(key_source(Some(&empty), None, "api_key"), KeySource::Fill);
         assert_eq!(key_source(None, None, "api_key"), KeySource::Generate);
         assert_eq!(key_source(None, Some(&auth("service: {}")), "api_key"), KeySource::Generate);
     }

@@ -30,10 +30,12 @@ pub const CA_KEY: &str = "cacert.pem";
 const REFRESH_CONCURRENCY: usize = 8;
 
 /// How the operator reaches a cluster's Qdrant: the read-write key (the read-only one is
-/// refused some of the calls the operator needs) and, with TLS, the CA from `tls.secretName`.
-pub async fn access(ctx: &Context, qc: &QdrantCluster, api_key: Option<String>) -> Result<Access, Error> {
-    let ca_pem = match (qc.spec.tls.enabled, &qc.spec.tls.secret_name) {
-        (true, Some(secret)) => {
+/// refused some of the calls the operator needs) and, with TLS, the CA from `tls.secretName`,
+/// or `generated_ca`, the one the operator made.
+pub async fn access(ctx: &Context, qc: &QdrantCluster, api_key: Option<String>, generated_ca: Option<&str>) -> Result<Access, Error> {
+    let ca_pem = match (qc.spec.tls.enabled, &qc.spec.tls.secret_name, generated_ca) {
+        (true, _, Some(ca)) => Some(ca.as_bytes().to_vec()),
+        (true, Some(secret), None) => {
             let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &qc.namespace().unwrap_or_default());
             // Checked to exist, with this key, before anything was applied; an empty bundle
             // is reported as the cluster's problem by the health check.

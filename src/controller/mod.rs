@@ -5,6 +5,8 @@
 
 pub mod apply;
 pub mod build;
+pub mod certs;
+pub mod claims;
 pub mod decode;
 pub mod scaling;
 pub mod health;
@@ -22,6 +24,7 @@ use std::time::Duration;
 use futures::{Stream, StreamExt};
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{ConfigMap, ObjectReference, Pod, Secret, Service};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use kube::core::PartialObjectMeta;
@@ -48,6 +51,11 @@ use pods::PodIndex;
 /// is looked at again this often: the objects involved are not ours, so no watch tells us
 /// when they change.
 const RECHECK: Duration = Duration::from_secs(20);
+/// How soon to look again while the StatefulSet is re-created for larger volumes.
+const RECREATE_POLL: Duration = Duration::from_secs(1);
+/// The finalizer of the older JavaScript operator. Only that operator removed it, after its own
+/// clean-up; once this operator runs instead, `kubectl delete` would hang on it forever.
+pub const LEGACY_FINALIZER: &str = "qdrant.operator/finalizer";
 /// At most this many reconciles run at once. Unbounded, a new leader's full reconcile of 200
 /// clusters ran 200 at once, each with its own API connection: the API server got a burst, and
 /// the leader's memory stayed at that peak (50 MiB against 20 MiB) long after.
@@ -215,9 +223,18 @@ async fn reconcile_inner(cached: &Stored, ctx: &Context) -> Result<Action, Error
             return report_undecodable(ctx, &stored, u).await;
         }
     };
+    drop_legacy_finalizer(ctx, qc).await?;
     if qc.metadata.deletion_timestamp.is_some() {
         // Children carry owner references; the garbage collector removes them.
         ctx.forget(&qc.metadata);
+        return Ok(Action::await_change());
+    }
+    if qc.spec.paused {
+        ctx.forget(&qc.metadata);
+        let st = status::paused(qc, &now());
+        if write_status(ctx, &qc.metadata, qc.status.as_ref(), &st).await? {
+            ctx.event(&qc.object_ref(&()), EventType::Normal, "Paused", status::PAUSED_MESSAGE.into()).await;
+        }
         return Ok(Action::await_change());
     }
     if let Err(problems) = validate::validate(qc) {
@@ -225,7 +242,7 @@ async fn reconcile_inner(cached: &Stored, ctx: &Context) -> Result<Action, Error
         return Ok(Action::await_change());
     }
     // Nothing is written unless every object it would write is this cluster's own or new.
-    let (conflicts, versions) = apply::name_conflicts(&ctx.client, qc, &build::planned_children(qc)).await?;
+    let (conflicts, observed) = apply::name_conflicts(&ctx.client, qc, &build::planned_children(qc)).await?;
     if !conflicts.is_empty() {
         block(ctx, qc, "NameConflict", conflicts.join("; ")).await?;
         return Ok(Action::requeue(RECHECK));
@@ -235,11 +252,56 @@ async fn reconcile_inner(cached: &Stored, ctx: &Context) -> Result<Action, Error
         block(ctx, qc, "SecretNotFound", missing.join("; ")).await?;
         return Ok(Action::requeue(RECHECK));
     }
+    let (ns, name) = (qc.namespace().unwrap_or_default(), qc.name_any());
+    let live = Api::<StatefulSet>::namespaced(ctx.client.clone(), &ns).get_opt(&name).await?;
+    if live.as_ref().is_some_and(|s| s.metadata.deletion_timestamp.is_some()) {
+        // Deleted without its Pods for new claim templates: created again once it is gone.
+        return Ok(Action::requeue(RECREATE_POLL));
+    }
+    let live_replicas = live.as_ref().and_then(|s| s.spec.as_ref()?.replicas).unwrap_or(0);
     let (keys, generated) = apply::resolve_keys(&ctx.client, &ctx.guard, qc).await?;
-    let access = health::access(ctx, qc, keys.api.clone()).await?;
+    let tls = apply::resolve_tls(&ctx.client, qc, qc.spec.replicas.max(live_replicas)).await?;
+    let access = health::access(ctx, qc, keys.api.clone(), tls.as_ref().map(|(m, _)| m.ca_cert.as_str())).await?;
     let scaling = scaling::next(ctx, qc, &access).await?;
-    let children = build::build(qc, &keys, generated).keeping_pods(scaling.keep);
-    let sts = match apply::apply_children(&ctx.client, &ctx.guard, &ctx.applied, &versions, qc, children).await {
+    let mut plan = claims::plan(live.as_ref().and_then(|s| s.spec.as_ref()?.volume_claim_templates.as_deref()).or(live.as_ref().map(|_| &[][..])), &build::claim_templates(qc));
+    let generation_changed = qc.status.as_ref().and_then(|s| s.observed_generation) != qc.metadata.generation;
+    if !plan.refused.is_empty() && generation_changed {
+        ctx.event(&qc.object_ref(&()), EventType::Warning, "VolumesUnchanged", plan.refused.join("; ")).await;
+    }
+    let mut requeue_storage = None;
+    // Claim templates change only by re-creating the StatefulSet, and only between operations:
+    // an operation's Pods count is the StatefulSet's.
+    if let (Some(sts), true, None) = (&live, plan.recreate, qc.status.as_ref().and_then(|s| s.operation.as_ref())) {
+        match claims::resize(ctx, qc, sts, &plan).await? {
+            None => return Ok(Action::requeue(RECREATE_POLL)),
+            Some(refusal) => {
+                ctx.event(&qc.object_ref(&()), EventType::Warning, "VolumeExpansionFailed", refusal).await;
+                plan.templates = sts.spec.as_ref().and_then(|s| s.volume_claim_templates.clone()).unwrap_or_default();
+                requeue_storage = Some(RECHECK);
+            }
+        }
+    } else if plan.recreate {
+        plan.templates = live.as_ref().and_then(|s| s.spec.as_ref()?.volume_claim_templates.clone()).unwrap_or_default();
+    }
+    let adoption = live.as_ref().and_then(|s| adoption(s));
+    if adoption.as_ref().is_some_and(|a| a.template.is_none()) {
+        ctx.event(&qc.object_ref(&()), EventType::Normal, "Adopted", format!("Took over the StatefulSet {name} and its children from their previous manager; its Pods keep running")).await;
+    }
+    let inputs = build::Inputs {
+        keys,
+        generated,
+        tls: tls.as_ref().map(|(m, _)| m.clone()),
+        live: build::Live {
+            pod_management_policy: live.as_ref().and_then(|s| s.spec.as_ref()?.pod_management_policy.clone()),
+            claim_templates: live.as_ref().map(|_| plan.templates),
+            adoption,
+        },
+    };
+    // Without a StatefulSet (re-created, or deleted by hand), its Pods may still run: the new
+    // one keeps every one of them, and a scale-down then drains them as usual.
+    let orphans = if live.is_none() { ctx.pods.states(&ns, &name).unwrap_or_default().iter().filter_map(|(p, _)| p.rsplit('-').next()?.parse::<i32>().ok()).map(|o| o + 1).max().unwrap_or(0) } else { 0 };
+    let children = build::build(qc, &inputs).keeping_pods(scaling.keep.max(orphans));
+    let sts = match apply::apply_children(&ctx.client, &ctx.guard, &ctx.applied, &observed, qc, children).await {
         Ok(sts) => sts,
         Err(e) => {
             if let Some(msg) = user_error(&e) {
@@ -272,7 +334,40 @@ async fn reconcile_inner(cached: &Stored, ctx: &Context) -> Result<Action, Error
     // or this reconcile, soon, while an operation goes on, and while a peer may have been
     // lost (that is only handled here; a Pod that crash-loops changes nothing we watch).
     let requeue = requeue.or_else(|| (!healthy && volumes::recorded(qc)).then_some(RECHECK));
+    // The certificates the operator made are renewed when due, whatever else happens.
+    let requeue = [requeue, requeue_storage, tls.map(|(_, due)| due.max(Duration::from_secs(1)))].into_iter().flatten().min();
     Ok(requeue.map_or_else(Action::await_change, Action::requeue))
+}
+
+/// The takeover record of a live StatefulSet: a new one when another manager made it (it
+/// lacks our `managed-by` label), else the one its annotation keeps, if any.
+fn adoption(sts: &StatefulSet) -> Option<build::Adoption> {
+    if !apply::managed_by_us(&sts.metadata) {
+        let revision = sts.status.as_ref().and_then(|s| s.update_revision.clone().or_else(|| s.current_revision.clone()))?;
+        return Some(build::Adoption { revision, template: None });
+    }
+    sts.annotations().get(build::ADOPTED_ANNOTATION).and_then(|v| build::Adoption::parse(v))
+}
+
+/// Removes the older JavaScript operator's finalizer, in a patch that fails if the object
+/// changed since it was read.
+async fn drop_legacy_finalizer(ctx: &Context, qc: &QdrantCluster) -> Result<(), Error> {
+    let Some(finalizers) = qc.metadata.finalizers.as_ref().filter(|f| f.iter().any(|f| f == LEGACY_FINALIZER)) else { return Ok(()) };
+    let rest: Vec<&String> = finalizers.iter().filter(|f| *f != LEGACY_FINALIZER).collect();
+    let api: Api<Stored> = Api::namespaced(ctx.client.clone(), &qc.namespace().unwrap_or_default());
+    let patch = serde_json::json!({"metadata": {"resourceVersion": qc.metadata.resource_version, "finalizers": rest}});
+    ctx.guard.write(api.patch(&qc.name_any(), &PatchParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() }, &Patch::Merge(&patch))).await??;
+    ctx.event(&qc.object_ref(&()), EventType::Normal, "LegacyFinalizerRemoved", format!("Removed the finalizer {LEGACY_FINALIZER} of the older operator, which only that operator removed")).await;
+    Ok(())
+}
+
+/// Whether a Secret change concerns a cluster: one it takes keys or its TLS certificate from.
+fn references_secret(qc: &QdrantCluster, namespace: Option<&str>, secret: &str) -> bool {
+    let spec = &qc.spec;
+    qc.metadata.namespace.as_deref() == namespace
+        && (spec.apikey_secret_key_ref.as_ref().is_some_and(|r| r.name == secret)
+            || spec.read_apikey_secret_key_ref.as_ref().is_some_and(|r| r.name == secret)
+            || (spec.tls.enabled && spec.tls.secret_name.as_deref() == Some(secret)))
 }
 
 /// Runs on every replica. A follower returns at once without writing; the leader runs the
@@ -365,11 +460,7 @@ pub async fn run(
     where
         K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()> + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + Sync + 'static,
     {
-        let api: Api<PartialObjectMeta<K>> = match ns {
-            Some(ns) => Api::namespaced(c.clone(), ns),
-            None => Api::all(c.clone()),
-        };
-        own_backoff(watcher(api, watcher::Config::default().labels(MANAGED_BY_SELECTOR)).backoff(watch_backoff()).touched_objects())
+        own_backoff(watcher(api::<PartialObjectMeta<K>>(c, ns), watcher::Config::default().labels(MANAGED_BY_SELECTOR)).backoff(watch_backoff()).touched_objects())
     }
     let controller = Controller::for_stream(own_backoff(qcs), store)
         .with_config(kube::runtime::controller::Config::default().concurrency(RECONCILE_CONCURRENCY))
@@ -377,7 +468,17 @@ pub async fn run(
         .owns_stream(child::<Service>(&client, &namespace))
         .owns_stream(child::<ConfigMap>(&client, &namespace))
         .owns_stream(child::<Secret>(&client, &namespace))
-        .owns_stream(child::<PodDisruptionBudget>(&client, &namespace));
+        .owns_stream(child::<PodDisruptionBudget>(&client, &namespace))
+        .owns_stream(child::<NetworkPolicy>(&client, &namespace));
+    // Users' Secrets that clusters take keys or certificates from carry no label of ours: every
+    // Secret is watched, as metadata and without a cache, and mapped to the clusters that
+    // refer to it, so that a rotated key rolls the Pods at once.
+    let referrers = controller.store();
+    let user_secrets = own_backoff(watcher(api::<PartialObjectMeta<Secret>>(&client, &namespace), watcher::Config::default()).backoff(watch_backoff()).touched_objects());
+    let controller = controller.watches_stream(user_secrets, move |secret: PartialObjectMeta<Secret>| {
+        let (ns, name) = (secret.metadata.namespace.clone(), secret.metadata.name.clone().unwrap_or_default());
+        referrers.state().into_iter().filter_map(|s| s.0.as_ref().ok().filter(|qc| references_secret(qc, ns.as_deref(), &name)).map(|qc| reflector::ObjectRef::new(&qc.name_any()).within(&qc.namespace().unwrap_or_default()))).collect::<Vec<_>>()
+    });
     let store = controller.store();
     tokio::spawn(ctx.pods.clone().run(api::<Pod>(&client, &namespace)));
     tokio::spawn(health::refresh_loop(ctx.clone(), store.clone()));

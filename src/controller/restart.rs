@@ -112,14 +112,15 @@ pub async fn step(ctx: &Context, qc: &QdrantCluster, sts: &StatefulSet, access: 
     let (ns, name) = (qc.namespace().unwrap_or_default(), qc.name_any());
     // The index says cheaply whether anything is left to do; the decision itself is taken on
     // a fresh listing, so it never acts on a Pod the watch has not caught up with.
-    let stale = ctx.pods.states(&ns, &name).is_none_or(|pods| pods.iter().any(|(_, s)| s.revision.as_deref() != Some(&update_revision)));
+    let adopted = sts.annotations().get(build::ADOPTED_ANNOTATION).and_then(|v| build::Adoption::parse(v)).map(|a| a.revision);
+    let stale = ctx.pods.states(&ns, &name).is_none_or(|pods| pods.iter().any(|(_, s)| s.revision.as_deref() != Some(&update_revision) && s.revision != adopted));
     if !stale && !recorded {
         return Ok(idle);
     }
     let replicas = u32::try_from(qc.spec.replicas).unwrap_or(0);
     let pods_api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
     let listed = pods_api.list(&ListParams::default().labels(&build::selector_string(&name))).await?;
-    let pods: Vec<PodView> = listed.items.iter().filter_map(view).filter(|p| p.ordinal < replicas).collect();
+    let pods = as_current(listed.items.iter().filter_map(view).filter(|p| p.ordinal < replicas).collect(), adopted.as_deref(), &update_revision);
     let (_, qdrant) = health::observe(ctx, qc, access).await?;
     let gate = gate(&qdrant, &pods, &update_revision);
     let op = |step: String, pod: Option<String>| Some(Operation { status: OperationStatus { type_: OP_ROLLING_RESTART.into(), from_replicas: qc.spec.replicas, step, pod, transfer: None }, blocked: None });
@@ -164,6 +165,15 @@ fn gate(qdrant: &Health, pods: &[PodView], update_revision: &str) -> Result<(), 
     Err(qdrant.message())
 }
 
+/// Pods of the revision a StatefulSet had when it was taken over count as current (see
+/// `build::Adoption`; the annotation is there only while the Pod template is unchanged since).
+fn as_current(mut pods: Vec<PodView>, adopted: Option<&str>, update_revision: &str) -> Vec<PodView> {
+    for p in pods.iter_mut().filter(|p| adopted.is_some() && p.revision.as_deref() == adopted) {
+        p.revision = Some(update_revision.to_owned());
+    }
+    pods
+}
+
 /// A listed Pod as [`next`] needs it; `None` for a Pod without a name or ordinal.
 fn view(p: &Pod) -> Option<PodView> {
     let name = p.metadata.name.clone()?;
@@ -191,6 +201,14 @@ mod tests {
             Next::Restart { pod, .. } => Some(pod),
             _ => None,
         }
+    }
+
+    #[test]
+    fn pods_of_the_revision_taken_over_are_not_restarted_while_the_template_is_unchanged() {
+        let pods = vec![pod(0, "js-rev"), pod(1, "js-rev"), pod(2, "new")];
+        assert_eq!(next(&as_current(pods.clone(), Some("js-rev"), "new"), 3, "new", Ok(()), None, false), Next::Idle);
+        // Without the record (the template changed since), they are restarted.
+        assert_eq!(restarts(&next(&as_current(pods, None, "new"), 3, "new", Ok(()), None, false)), Some("c-1"));
     }
 
     #[test]

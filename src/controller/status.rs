@@ -61,6 +61,52 @@ pub fn blocked_on(qc: &QdrantCluster, reason: &str, message: &str, now: &Time) -
     blocked(&qc.name_any(), qc.metadata.generation, qc.status.as_ref(), reason, message, now)
 }
 
+pub const PAUSED_MESSAGE: &str = "spec.paused is true: the operator writes nothing to this cluster's objects or to Qdrant until it is false";
+
+/// Status of a paused cluster: what it was, with the condition `Paused`. Nothing else is
+/// looked at while paused, so nothing else is claimed.
+pub fn paused(qc: &QdrantCluster, now: &Time) -> QdrantClusterStatus {
+    let prev = previous(qc);
+    let mut st = qc.status.clone().unwrap_or_default();
+    st.conditions.retain(|c| c.type_ != "Paused");
+    st.conditions.push(condition("Paused", true, "Paused", PAUSED_MESSAGE, qc.metadata.generation, &prev, now));
+    st.observed_generation = qc.metadata.generation;
+    st.reason = Some("Paused".into());
+    st.message = Some(PAUSED_MESSAGE.into());
+    st
+}
+
+/// `StorageAsSpecified`, with persistence: whether the StatefulSet's claim templates have the
+/// size the spec asks for. A smaller size is never applied (`claims`); a larger one is, unless
+/// the StorageClass refuses the expansion, which an Event `VolumeExpansionFailed` reports.
+fn storage_condition(qc: &QdrantCluster, sts: &StatefulSet, prev: &[Condition], now: &Time) -> Option<Condition> {
+    let wanted = super::build::claim_templates(qc);
+    let live = sts.spec.as_ref()?.volume_claim_templates.clone().unwrap_or_default();
+    let size = |t: &k8s_openapi::api::core::v1::PersistentVolumeClaim| t.spec.as_ref()?.resources.as_ref()?.requests.as_ref()?.get("storage").map(|q| q.0.clone());
+    let mut problems = Vec::new();
+    let mut reason = "AsSpecified";
+    for w in &wanted {
+        let name = w.metadata.name.clone().unwrap_or_default();
+        let Some(l) = live.iter().find(|l| l.metadata.name.as_deref() == Some(name.as_str())) else { continue };
+        let (ws, ls) = (size(w).unwrap_or_default(), size(l).unwrap_or_default());
+        match (super::claims::bytes(&ws), super::claims::bytes(&ls)) {
+            (Some(a), Some(b)) if a < b => {
+                reason = "ShrinkRefused";
+                problems.push(format!("{name}: the volumes stay at {ls}; shrinking them to {ws} is not possible"));
+            }
+            (Some(a), Some(b)) if a > b => {
+                reason = "ExpansionPending";
+                problems.push(format!("{name}: the volumes are {ls}; expanding them to {ws} has not happened yet (see the Events)"));
+            }
+            _ => {}
+        }
+    }
+    if wanted.is_empty() {
+        return None;
+    }
+    Some(condition("StorageAsSpecified", problems.is_empty(), reason, &problems.join("; "), qc.metadata.generation, prev, now))
+}
+
 /// Status from the StatefulSet the API server returned after apply.
 pub fn from_stateful_set(qc: &QdrantCluster, sts: &StatefulSet, now: &Time) -> QdrantClusterStatus {
     let prev = previous(qc);
@@ -84,6 +130,7 @@ pub fn from_stateful_set(qc: &QdrantCluster, sts: &StatefulSet, now: &Time) -> Q
         Some(condition("Progressing", !settled, if settled { "Settled" } else { "StatefulSetUpdate" }, &message, g, &prev, now)),
         Some(condition("Degraded", false, "AsExpected", "", g, &prev, now)),
         snapshots_condition(qc, &prev, now),
+        storage_condition(qc, sts, &prev, now),
     ]
     .into_iter()
     .flatten()

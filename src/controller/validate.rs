@@ -29,6 +29,10 @@ pub fn is_quantity(s: &str) -> bool {
     digits_ok && suffix_ok
 }
 
+fn is_positive_quantity(s: &str) -> bool {
+    is_quantity(s) && !s.starts_with('-') && !s.trim_start_matches(['+', '0', '.']).is_empty()
+}
+
 fn check_quantities(problems: &mut Vec<String>, path: &str, cm: &Option<CpuMemory>) {
     let Some(cm) = cm else { return };
     for (field, value) in [("cpu", &cm.cpu), ("memory", &cm.memory)] {
@@ -57,7 +61,7 @@ pub struct SecretRef {
     /// Where the spec names it, for the status message.
     pub field: String,
     /// Keys the Secret must hold.
-    pub keys: Vec<&'static str>,
+    pub keys: Vec<String>,
 }
 
 /// Pure: every Secret the pods would mount, so that a missing one is reported in status
@@ -66,7 +70,12 @@ pub fn referenced_secrets(qc: &QdrantCluster) -> Vec<SecretRef> {
     let spec = &qc.spec;
     let mut refs = Vec::new();
     if let Some(name) = spec.tls.secret_name.as_ref().filter(|n| spec.tls.enabled && !n.is_empty()) {
-        refs.push(SecretRef { name: name.clone(), field: "spec.tls.secretName".into(), keys: vec!["cert.pem", "key.pem", "cacert.pem"] });
+        refs.push(SecretRef { name: name.clone(), field: "spec.tls.secretName".into(), keys: ["cert.pem", "key.pem", "cacert.pem"].map(String::from).to_vec() });
+    }
+    for (field, r) in [("spec.apikeySecretKeyRef", &spec.apikey_secret_key_ref), ("spec.readApikeySecretKeyRef", &spec.read_apikey_secret_key_ref)] {
+        if let Some(r) = r {
+            refs.push(SecretRef { name: r.name.clone(), field: field.into(), keys: vec![r.key.clone()] });
+        }
     }
     for (i, v) in spec.additional_volumes.iter().enumerate() {
         if let Some(s) = v.secret.as_ref().filter(|s| s.optional != Some(true)) {
@@ -97,8 +106,16 @@ pub fn validate(qc: &QdrantCluster) -> Result<(), Vec<String>> {
     if spec.apikey_setting() == KeySetting::Off && spec.read_apikey_setting() != KeySetting::Off {
         p.push("spec.readApikey can be used only with spec.apikey enabled".into());
     }
+    for (field, literal, r) in [("apikey", &spec.apikey, &spec.apikey_secret_key_ref), ("readApikey", &spec.read_apikey, &spec.read_apikey_secret_key_ref)] {
+        if r.as_ref().is_some_and(|r| r.name.is_empty() || r.key.is_empty()) {
+            p.push(format!("spec.{field}SecretKeyRef needs both name and key"));
+        }
+        if r.is_some() && literal != "false" {
+            p.push(format!("set spec.{field} or spec.{field}SecretKeyRef, not both"));
+        }
+    }
     if let Some(per) = &spec.persistence {
-        if !is_quantity(&per.size) || per.size.starts_with('-') || per.size.trim_start_matches(['+', '0', '.']).is_empty() {
+        if !is_positive_quantity(&per.size) {
             p.push(format!("spec.persistence.size {:?} is not a positive quantity (for example 10Gi)", per.size));
         }
     }
@@ -106,8 +123,34 @@ pub fn validate(qc: &QdrantCluster) -> Result<(), Vec<String>> {
         check_quantities(&mut p, "spec.resources.limits", &r.limits);
         check_quantities(&mut p, "spec.resources.requests", &r.requests);
     }
-    if spec.tls.enabled && spec.tls.secret_name.as_deref().unwrap_or("").is_empty() {
-        p.push("spec.tls.secretName is required when spec.tls.enabled is true".into());
+    let duration = |p: &mut Vec<String>, field: &str, v: &Option<String>| match v.as_deref().map(humantime::parse_duration) {
+        Some(Err(e)) => {
+            p.push(format!("spec.tls.{field} {:?} is not a duration such as 720h or 90d: {e}", v.as_deref().unwrap_or_default()));
+            None
+        }
+        Some(Ok(d)) if d.is_zero() => {
+            p.push(format!("spec.tls.{field} must be longer than zero"));
+            None
+        }
+        other => other.and_then(Result::ok),
+    };
+    let validity = duration(&mut p, "certificateValidity", &spec.tls.certificate_validity);
+    let renew = duration(&mut p, "renewBefore", &spec.tls.renew_before);
+    let (validity, renew) = (validity.unwrap_or(super::certs::DEFAULT_VALIDITY), renew.unwrap_or(super::certs::DEFAULT_RENEW_BEFORE));
+    if spec.tls.renew_before.is_some() && renew >= validity {
+        p.push(format!("spec.tls.renewBefore ({}) must be shorter than the certificate validity ({})", humantime::format_duration(renew), humantime::format_duration(validity)));
+    }
+    if let Some(env) = &spec.env {
+        for e in env {
+            if super::build::RESERVED_ENV.contains(&e.name.as_str()) {
+                p.push(format!("spec.env: {} is set by the operator and cannot be set here", e.name));
+            }
+        }
+    }
+    if let Some(sp) = &spec.snapshot_persistence {
+        if !is_positive_quantity(&sp.size) {
+            p.push(format!("spec.snapshotPersistence.size {:?} is not a positive quantity (for example 20Gi)", sp.size));
+        }
     }
     if let Some(cfg) = &spec.config {
         if !cfg.is_object() {
@@ -204,7 +247,24 @@ mod tests {
         one(|s| s.persistence = Some(Persistence { size: "0".into(), storage_class_name: None, volume_snapshot_class_name: None }), "spec.persistence.size");
         one(|s| s.resources = Some(serde_json::from_value(serde_json::json!({"limits": {"cpu": "lots"}})).unwrap()), "spec.resources.limits.cpu");
         one(|s| s.resources = Some(serde_json::from_value(serde_json::json!({"requests": {"memory": "1 GiB"}})).unwrap()), "spec.resources.requests.memory");
-        one(|s| s.tls = Tls { enabled: true, secret_name: None }, "spec.tls.secretName");
+        one(|s| s.tls.certificate_validity = Some("a year".into()), "spec.tls.certificateValidity");
+        one(|s| s.tls.renew_before = Some("0s".into()), "spec.tls.renewBefore must be longer than zero");
+        one(
+            |s| {
+                s.tls.certificate_validity = Some("1h".into());
+                s.tls.renew_before = Some("2h".into());
+            },
+            "must be shorter than the certificate validity",
+        );
+        one(|s| s.env = Some(vec![k8s_openapi::api::core::v1::EnvVar { name: "QDRANT__CLUSTER__ENABLED".into(), value: Some("false".into()), ..Default::default() }]), "spec.env");
+        one(|s| s.snapshot_persistence = Some(crate::crd::SnapshotPersistence { size: "-1Gi".into(), storage_class_name: None }), "spec.snapshotPersistence.size");
+        one(
+            |s| {
+                s.apikey = "literal".into();
+                s.apikey_secret_key_ref = Some(crate::crd::SecretKeyRef { name: "k".into(), key: "api-key".into() });
+            },
+            "not both",
+        );
         one(|s| s.config = Some(serde_json::json!({"cluster": {"enabled": false}})), "spec.config.cluster.enabled");
         one(|s| s.config = Some(serde_json::json!({"service": {"http_port": 8080}})), "spec.config.service.http_port");
         one(|s| s.sidecar_containers = vec![Container { name: "qdrant".into(), ..Default::default() }], "\"qdrant\"");
@@ -228,9 +288,25 @@ mod tests {
         let p = problems(|s| {
             s.replicas = 0;
             s.image = " ".into();
-            s.tls = Tls { enabled: true, secret_name: None };
+            s.tls = Tls { enabled: true, secret_name: None, certificate_validity: Some("x".into()), renew_before: None };
         });
         assert_eq!(p.len(), 3, "{p:?}");
+    }
+
+    #[test]
+    fn tls_without_a_secret_name_is_valid_the_operator_makes_the_certificates() {
+        assert_eq!(validate(&qc(|s| s.tls = Tls { enabled: true, secret_name: None, certificate_validity: Some("2m".into()), renew_before: Some("1m".into()) })), Ok(()));
+    }
+
+    #[test]
+    fn a_key_from_a_secret_is_a_referenced_secret_with_that_key() {
+        let qc = qc(|s| {
+            s.apikey_secret_key_ref = Some(crate::crd::SecretKeyRef { name: "keys".into(), key: "admin".into() });
+            s.read_apikey_secret_key_ref = Some(crate::crd::SecretKeyRef { name: "keys".into(), key: "reader".into() });
+        });
+        assert_eq!(validate(&qc), Ok(()));
+        let refs = referenced_secrets(&qc);
+        assert_eq!(refs.iter().map(|r| (r.field.as_str(), r.keys[0].as_str())).collect::<Vec<_>>(), [("spec.apikeySecretKeyRef", "admin"), ("spec.readApikeySecretKeyRef", "reader")]);
     }
 
     #[test]
