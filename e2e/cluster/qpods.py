@@ -43,9 +43,10 @@ STANDIN = os.path.join(os.path.dirname(HERE), "qdrant", "standin.py")
 
 # --- which Pods ----------------------------------------------------------------------------
 
-# Labels that src/controller/build.rs puts on every Qdrant Pod (`labels()`), and no other Pod
-# has: the operator's own Pods are app=qdrant-operator,component=operator.
-QDRANT_POD_LABELS = {"app.kubernetes.io/managed-by": "qdrant-operator", "component": "qdrant"}
+# The label that every Qdrant Pod carries, and no other Pod has: ours (src/controller/build.rs,
+# `selector_labels()`), and the older JavaScript operator's, whose clusters e2e/88 takes over
+# while they run. The operator's own Pods are app=qdrant-operator,component=operator.
+QDRANT_POD_LABELS = {"component": "qdrant"}
 QDRANT_POD_SELECTOR = ",".join(f"{k}={v}" for k, v in QDRANT_POD_LABELS.items())
 # The same test as a kwok selector key (a jq query, evaluated by kwok with gojq); kwok-stages.py
 # excludes Pods for which it is true, and the runner takes Qdrant Pods over only when kwok's

@@ -13,7 +13,7 @@ Operator Pods (`app=qdrant-operator` in NAMESPACE). For each one the runner:
   - on graceful deletion sends SIGTERM, then SIGKILL after the grace period, then removes the
     Pod; on forced deletion (the Pod is already gone) sends SIGKILL at once.
 
-Qdrant Pods (labels `app.kubernetes.io/managed-by=qdrant-operator,component=qdrant`, in every
+Qdrant Pods (label `component=qdrant`, the older JavaScript operator's too, in every
 namespace), when kwok's configuration leaves them to us (E2E_QDRANT_PODS=kwok at cluster-up
 gives them back to kwok). For each scheduled one the runner (helpers in qpods.py):
   - builds the container's filesystem under .e2e/qpods/<ns>/<pod>/: ConfigMap and Secret

@@ -645,7 +645,9 @@ class KwokStagesTest(unittest.TestCase):
         objects, pods = operator_objects("c", "ns", 1)
         self.assertTrue(qpods.is_qdrant_pod(pods[0]))
         self.assertFalse(qpods.is_qdrant_pod({"metadata": {"labels": {"app": "qdrant-operator", "component": "operator"}}}))
-        self.assertEqual(qpods.QDRANT_POD_SELECTOR, "app.kubernetes.io/managed-by=qdrant-operator,component=qdrant")
+        self.assertEqual(qpods.QDRANT_POD_SELECTOR, "component=qdrant")
+        # The older JavaScript operator's Qdrant Pods, which e2e/88 takes over while they run.
+        self.assertTrue(qpods.is_qdrant_pod({"metadata": {"labels": {"clustername": "c", "component": "qdrant"}}}))
 
 
 # --- the runner's lifecycle against a fake API ---------------------------------------------------

@@ -273,11 +273,27 @@ pub fn key_source(key_secret: Option<&Secret>, auth_config: Option<&Secret>, aut
     if let Some(s) = key_secret {
         return secret_value(s, KEY_FIELD).map_or(KeySource::Fill, KeySource::Kept);
     }
-    auth_config
-        .and_then(|s| secret_value(s, "local.yaml"))
-        .and_then(|y| serde_yaml_ng::from_str::<serde_json::Value>(&y).ok())
-        .and_then(|v| v["service"][auth_field].as_str().map(str::to_owned))
-        .map_or(KeySource::Generate, KeySource::Recovered)
+    auth_config.and_then(|s| auth_key(s, auth_field)).map_or(KeySource::Generate, KeySource::Recovered)
+}
+
+/// Pure: one key of an auth config Secret (`api_key` or `read_only_api_key` in `local.yaml`).
+fn auth_key(auth_config: &Secret, auth_field: &str) -> Option<String> {
+    let yaml = secret_value(auth_config, "local.yaml")?;
+    let v = serde_yaml_ng::from_str::<serde_json::Value>(&yaml).ok()?;
+    v["service"][auth_field].as_str().map(str::to_owned)
+}
+
+/// The keys the Pods of a StatefulSet being taken over were started with, as its previous
+/// manager's auth config Secret says (Pods read it once, at start). `None` when that is no
+/// longer known: this operator has already rewritten the Secret.
+pub async fn keys_in_effect(client: &Client, qc: &QdrantCluster) -> Result<Option<Keys>, Error> {
+    let api: Api<Secret> = Api::namespaced(client.clone(), &qc.namespace().unwrap_or_default());
+    let auth = api.get_opt(&build::auth_config_name(&qc.name_any())).await?;
+    if auth.as_ref().is_some_and(|a| managed_by_us(&a.metadata)) {
+        return Ok(None);
+    }
+    let key = |field| auth.as_ref().and_then(|a| auth_key(a, field));
+    Ok(Some(Keys { api: key("api_key"), read: key("read_only_api_key") }))
 }
 
 /// Resolves one key setting to its value, and whether it is a generated one. A new key is
@@ -441,6 +457,34 @@ mod tests {
         assert!(!applied.unchanged(&sent, None), "deleted since");
         let other = build::key_secret(&qc(), "c-apikey".into(), KEY_FIELD, "other", true);
         assert!(!applied.unchanged(&other, Some("7")), "a different object is wanted now");
+    }
+
+    /// The older operator's objects: one `Update` manager created every field, and the API
+    /// server's defaults. Ours must own them all, or our apply leaves what it does not set.
+    #[test]
+    fn taking_over_moves_every_field_to_our_apply_and_keeps_subresources() {
+        let entry = |manager: &str, op: &str, sub: Option<&str>, fields: serde_json::Value| ManagedFieldsEntry {
+            manager: Some(manager.into()),
+            operation: Some(op.into()),
+            api_version: Some("apps/v1".into()),
+            fields_type: Some("FieldsV1".into()),
+            fields_v1: Some(FieldsV1(fields)),
+            subresource: sub.map(Into::into),
+            time: None,
+        };
+        let now = k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(jiff::Timestamp::UNIX_EPOCH);
+        let js = entry("node-fetch", "Update", None, serde_json::json!({"f:spec": {"f:updateStrategy": {"f:rollingUpdate": {}}, "f:template": {"f:spec": {"f:containers": {"k:{\"name\":\"qdrant\"}": {"f:readinessProbe": {"f:tcpSocket": {}}}}}}}}));
+        let kubectl = entry("kubectl-edit", "Update", None, serde_json::json!({"f:metadata": {"f:annotations": {"f:x": {}}}}));
+        let status = entry("kube-controller-manager", "Update", Some("status"), serde_json::json!({"f:status": {"f:replicas": {}}}));
+        let moved = taken_over(&[js, kubectl, status.clone()], &now).unwrap();
+        assert_eq!(moved.len(), 2);
+        assert_eq!((moved[0].manager.as_deref(), moved[0].operation.as_deref()), (Some(FIELD_MANAGER), Some("Apply")));
+        let fields = &moved[0].fields_v1.as_ref().unwrap().0;
+        assert!(fields["f:spec"]["f:updateStrategy"]["f:rollingUpdate"].is_object());
+        assert!(fields["f:spec"]["f:template"]["f:spec"]["f:containers"]["k:{\"name\":\"qdrant\"}"]["f:readinessProbe"]["f:tcpSocket"].is_object());
+        assert!(fields["f:metadata"]["f:annotations"]["f:x"].is_object());
+        assert_eq!(moved[1], status, "the status subresource's manager is left alone");
+        assert_eq!(taken_over(&moved, &now), None, "nothing left to move");
     }
 
     #[test]

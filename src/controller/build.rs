@@ -901,6 +901,83 @@ mod tests {
     }
 
     #[test]
+    fn a_taken_over_statefulset_keeps_its_immutable_fields_and_records_the_takeover() {
+        let qc = example("qdrant-cluster-minimal.yaml");
+        let old_templates = vec![PersistentVolumeClaim { metadata: ObjectMeta { name: Some("qdrant-storage".into()), labels: Some(selector_labels("my-cluster")), ..Default::default() }, ..Default::default() }];
+        let live = Live { pod_management_policy: Some("OrderedReady".into()), claim_templates: Some(old_templates.clone()), adoption: Some(Adoption { revision: "my-cluster-js".into(), template: None }) };
+        let c = build(&qc, &Inputs { live: live.clone(), ..Default::default() });
+        let s = c.stateful_set.spec.as_ref().unwrap();
+        assert_eq!(s.pod_management_policy.as_deref(), Some("OrderedReady"));
+        assert_eq!(s.volume_claim_templates.as_ref(), Some(&old_templates));
+        assert!(!pod_spec(&c).volumes.as_ref().unwrap().iter().any(|v| v.name == STORAGE_VOLUME), "the claim template serves the data volume");
+        let hash = template_hash(&s.template);
+        let record = c.stateful_set.metadata.annotations.as_ref().unwrap()[ADOPTED_ANNOTATION].clone();
+        assert_eq!(record, format!("my-cluster-js {hash}"));
+        // Kept while the template is the one applied then...
+        let kept = Live { adoption: Adoption::parse(&record), ..live.clone() };
+        assert_eq!(build(&qc, &Inputs { live: kept.clone(), ..Default::default() }).stateful_set.metadata.annotations.as_ref().unwrap()[ADOPTED_ANNOTATION], record);
+        // ...and dropped once the spec changes the template: those Pods restart then.
+        let mut newer = qc.clone();
+        newer.spec.image = "qdrant/qdrant:v1.16.4".into();
+        assert!(build(&newer, &Inputs { live: kept, ..Default::default() }).stateful_set.metadata.annotations.is_none());
+    }
+
+    #[test]
+    fn pod_settings_reach_the_pod_and_the_service() {
+        let qc = cluster(json!({
+            "replicas": 1, "image": "qdrant/qdrant:v1.16.3",
+            "nodeSelector": {"disk": "ssd"}, "priorityClassName": "high", "imagePullSecrets": [{"name": "regcred"}],
+            "podAnnotations": {"scrape": "yes"}, "serviceAnnotations": {"lb/internal": "true"},
+            "env": [{"name": "QDRANT__LOG_LEVEL", "value": "DEBUG"}],
+            "startupProbe": {"failureThreshold": 60},
+            "snapshotPersistence": {"size": "5Gi", "storageClassName": "fast"},
+            "networkPolicy": {"enabled": true}
+        }));
+        let c = build(&qc, &Inputs::default());
+        let ps = pod_spec(&c);
+        assert_eq!(ps.node_selector.as_ref().unwrap()["disk"], "ssd");
+        assert_eq!(ps.priority_class_name.as_deref(), Some("high"));
+        assert_eq!(ps.image_pull_secrets.as_ref().unwrap()[0].name, "regcred");
+        let t = &c.stateful_set.spec.as_ref().unwrap().template;
+        let annotations = t.metadata.as_ref().unwrap().annotations.as_ref().unwrap();
+        assert!(annotations.contains_key(CHECKSUM_ANNOTATION) && annotations["scrape"] == "yes");
+        assert_eq!(c.client_service.metadata.annotations.as_ref().unwrap()["lb/internal"], "true");
+        let q = qdrant_container(&c);
+        assert!(q.env.as_ref().unwrap().iter().any(|e| e.name == "QDRANT__LOG_LEVEL"));
+        let sp = q.startup_probe.as_ref().unwrap();
+        assert_eq!((sp.failure_threshold, sp.http_get.as_ref().unwrap().path.as_deref()), (Some(60), Some("/readyz")));
+        let vcts = c.stateful_set.spec.as_ref().unwrap().volume_claim_templates.as_ref().unwrap();
+        assert_eq!(vcts.iter().map(|v| v.metadata.name.clone().unwrap()).collect::<Vec<_>>(), [SNAPSHOTS_VOLUME]);
+        assert!(!ps.volumes.as_ref().unwrap().iter().any(|v| v.name == SNAPSHOTS_VOLUME), "snapshots on the claim, not an emptyDir");
+        let np = c.network_policy.as_ref().unwrap().spec.as_ref().unwrap();
+        let rules = np.ingress.as_ref().unwrap();
+        assert!(rules[0].from.is_none(), "client ports open to everyone by default");
+        let p2p = &rules[1];
+        assert_eq!(p2p.ports.as_ref().unwrap()[0].port, Some(IntOrString::Int(P2P_PORT)));
+        assert_eq!(p2p.from.as_ref().unwrap()[0].pod_selector.as_ref().unwrap().match_labels.as_ref(), Some(&selector_labels("my-cluster")));
+        assert!(build(&cluster(json!({"replicas": 1, "image": "i"})), &Inputs::default()).network_policy.is_none());
+    }
+
+    #[test]
+    fn generated_tls_is_two_secrets_mounted_whole_and_reread_by_qdrant() {
+        let qc = cluster(json!({"replicas": 2, "image": "qdrant/qdrant:v1.16.3", "tls": {"enabled": true, "renewBefore": "10m"}}));
+        let m = Material { ca: Some(("CA".into(), "CAKEY".into())), cert: "C".into(), key: "K".into(), ca_cert: "CA".into() };
+        let c = build(&qc, &Inputs { tls: Some(m), ..Default::default() });
+        let data = |s: &Option<Secret>, k: &str| String::from_utf8(s.as_ref().unwrap().data.as_ref().unwrap()[k].0.clone()).unwrap();
+        assert_eq!(c.tls_server.as_ref().unwrap().metadata.name.as_deref(), Some("my-cluster-server-cert"));
+        assert_eq!((data(&c.tls_server, "cert.pem"), data(&c.tls_server, "key.pem"), data(&c.tls_server, "cacert.pem")), ("C".into(), "K".into(), "CA".into()));
+        assert_eq!(data(&c.tls_ca, "cakey.pem"), "CAKEY");
+        let vol = pod_spec(&c).volumes.as_ref().unwrap().iter().find(|v| v.name == "qdrant-tls").unwrap().clone();
+        assert_eq!(vol.secret.unwrap().secret_name.as_deref(), Some("my-cluster-server-cert"));
+        assert!(qdrant_container(&c).volume_mounts.as_ref().unwrap().iter().any(|m| m.name == "qdrant-tls" && m.sub_path.is_none()));
+        let prod: Value = serde_yaml_ng::from_str(&c.config_map.data.as_ref().unwrap()["production.yaml"]).unwrap();
+        assert_eq!(prod["tls"]["cert_ttl"], json!(300));
+        let mut planned = planned_children(&qc);
+        planned.retain(|(k, _)| *k == ChildKind::Secret);
+        assert_eq!(planned, [(ChildKind::Secret, "my-cluster-ca".into()), (ChildKind::Secret, "my-cluster-server-cert".into())]);
+    }
+
+    #[test]
     fn planned_children_are_exactly_what_is_built() {
         for (apikey, read, replicas) in [("false", "false", 1), ("true", "false", 3), ("true", "ro-key", 2), ("lit", "true", 1)] {
             let qc = cluster(serde_json::json!({"replicas": replicas, "image": "qdrant/qdrant:v1.16.3", "apikey": apikey, "readApikey": read}));

@@ -283,9 +283,22 @@ async fn reconcile_inner(cached: &Stored, ctx: &Context) -> Result<Action, Error
     } else if plan.recreate {
         plan.templates = live.as_ref().and_then(|s| s.spec.as_ref()?.volume_claim_templates.clone()).unwrap_or_default();
     }
-    let adoption = live.as_ref().and_then(|s| adoption(s));
-    if adoption.as_ref().is_some_and(|a| a.template.is_none()) {
-        ctx.event(&qc.object_ref(&()), EventType::Normal, "Adopted", format!("Took over the StatefulSet {name} and its children from their previous manager; its Pods keep running")).await;
+    // A StatefulSet taken over keeps its Pods running unless they must restart to use other
+    // keys than those they started with (a spec that names another key, say).
+    let adoption = match &live {
+        Some(s) if !apply::managed_by_us(&s.metadata) => match apply::keys_in_effect(&ctx.client, qc).await? {
+            Some(running) if running == keys => adoption(s),
+            _ => None,
+        },
+        Some(s) => adoption(s),
+        None => None,
+    };
+    if live.as_ref().is_some_and(|s| !apply::managed_by_us(&s.metadata)) {
+        let pods = match adoption {
+            Some(_) => "its Pods keep running",
+            None => "its Pods restart one at a time, to use other keys than those they started with",
+        };
+        ctx.event(&qc.object_ref(&()), EventType::Normal, "Adopted", format!("Took over the StatefulSet {name} and its children from their previous manager; {pods}")).await;
     }
     let inputs = build::Inputs {
         keys,

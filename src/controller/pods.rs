@@ -11,11 +11,12 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::runtime::{watcher, WatchStreamExt};
 use kube::{Api, ResourceExt};
 
-use super::build::MANAGED_BY_SELECTOR;
 use crate::kube_client::watch_backoff;
 
-/// The Qdrant Pods of every cluster: the label the StatefulSet's template gives them.
-const QDRANT_PODS: &str = "component=qdrant";
+/// The Qdrant Pods of every cluster: the selector labels the StatefulSet's template gives
+/// them. Not our `managed-by` label: the Pods of a StatefulSet taken over from the older
+/// JavaScript operator lack it, and keep running as they are.
+const QDRANT_PODS: &str = "component=qdrant,clustername";
 
 /// The label the StatefulSet controller puts on each Pod: the revision it was made from.
 pub const REVISION_LABEL: &str = "controller-revision-hash";
@@ -54,8 +55,7 @@ impl PodIndex {
 
     /// Keeps the index until the watch ends (never, short of the process).
     pub async fn run(self, api: Api<Pod>) {
-        let selector = format!("{MANAGED_BY_SELECTOR},{QDRANT_PODS}");
-        let mut events = watcher(api, watcher::Config::default().labels(&selector)).backoff(watch_backoff()).boxed();
+        let mut events = watcher(api, watcher::Config::default().labels(QDRANT_PODS)).backoff(watch_backoff()).boxed();
         let mut building: Option<Pods> = None;
         while let Some(event) = events.next().await {
             match event {

@@ -114,7 +114,14 @@ pub fn from_stateful_set(qc: &QdrantCluster, sts: &StatefulSet, now: &Time) -> Q
     let desired = qc.spec.replicas;
     let st = sts.status.clone().unwrap_or_default();
     let ready = st.ready_replicas.unwrap_or(0);
-    let updated = st.updated_replicas.unwrap_or(0);
+    // Pods of the revision a StatefulSet had when it was taken over count as updated while
+    // the takeover record stands (see `build::Adoption`): they are not to be restarted.
+    let adopted = sts.annotations().get(super::build::ADOPTED_ANNOTATION).and_then(|v| super::build::Adoption::parse(v));
+    let kept = match (&adopted, &st.current_revision, &st.update_revision) {
+        (Some(a), Some(current), Some(update)) if a.revision == *current && current != update => st.current_replicas.unwrap_or(0),
+        _ => 0,
+    };
+    let updated = st.updated_replicas.unwrap_or(0) + kept;
     let current = st.replicas;
     let sts_synced = st.observed_generation.unwrap_or(0) >= sts.metadata.generation.unwrap_or(0);
     let settled = sts_synced && ready == desired && updated >= desired && current == desired;
@@ -298,6 +305,17 @@ mod tests {
 
     fn now() -> Time {
         Time(jiff::Timestamp::now())
+    }
+
+    #[test]
+    fn pods_kept_from_a_takeover_count_as_updated() {
+        let mut s = sts(3, 3);
+        let st = s.status.as_mut().unwrap();
+        (st.updated_replicas, st.current_replicas) = (Some(1), Some(2));
+        (st.current_revision, st.update_revision) = (Some("c-js".into()), Some("c-ours".into()));
+        assert_eq!(from_stateful_set(&qc(3), &s, &now()).qdrant_status, Some(Phase::OperationInProgress), "2 Pods wait for a restart");
+        s.metadata.annotations = Some([(super::super::build::ADOPTED_ANNOTATION.to_string(), "c-js 0123abcd".to_string())].into());
+        assert_eq!(from_stateful_set(&qc(3), &s, &now()).qdrant_status, Some(Phase::Running));
     }
 
     #[test]
