@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # PVC expansion. Raising persistence.size grows every existing claim in place and re-creates
 # the StatefulSet (orphan propagation) with the new size in its claim template; no Pod is
-# deleted and no point lost. Lowering it is refused in status (StorageAsSpecified False,
+# deleted and no point lost, even with the leader crashed as the expansion begins. Lowering it is refused in status (StorageAsSpecified False,
 # ShrinkRefused) while every other change still applies. A StorageClass that does not allow
 # expansion gets the API server's refusal as an Event and ExpansionPending in status, and
 # blocks nothing else either.
@@ -58,13 +58,18 @@ grown() {
     && qc_converged "$qc" && qdrant_health_is "$qc" Healthy
 }
 
-# Grow.
+# Grow, and crash the leader as soon as it has begun: the next leader goes on from what it
+# finds (claims grown or not, the StatefulSet there, terminating, or gone).
 apply_qc "$qc" 3 "$(spec 2Gi expandable)"
-wait_until 120 "$qc's claims and claim template at 2Gi, Healthy" grown
+begun() { kc get pvc -n "$TEST_NS" -l "clustername=$qc" -o jsonpath='{range .items[*]}{.spec.resources.requests.storage}{"\n"}{end}' | grep -qx 2Gi; }
+wait_until 30 "the first claim to grow" begun
+crashed=$(delete_leader --force)
+wait_until 120 "$qc's claims and claim template at 2Gi, Healthy, under a new leader" grown
+[ "$(get_leader_pod)" != "$crashed" ] || fail "no new leader"
 [ "$(kc get sts "$qc" -n "$TEST_NS" -o jsonpath='{.metadata.uid}')" != "$sts_uid" ] || fail "the StatefulSet was not re-created"
 [ "$(qpod_uids "$qc" | sort)" = "$uids" ] || fail "Pods were deleted by the expansion"
 [ "$(count_points "$url" "$key" c)" = 300 ] || fail "points lost"
-info "1Gi -> 2Gi: 3 claims expanded in place, StatefulSet re-created without its Pods (same 3 Pod uids), 300 points"
+info "1Gi -> 2Gi with the leader crashed mid-way: 3 claims expanded in place, StatefulSet re-created without its Pods (same 3 Pod uids), 300 points"
 
 # Shrink: refused, and not in the way of other changes.
 apply_qc "$qc" 3 "$(spec 1Gi expandable "

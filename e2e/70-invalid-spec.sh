@@ -23,12 +23,12 @@ refused '{replicas: 1}' "spec.image"
 exists qc bad-schema -n "$TEST_NS" && fail "a refused object exists"
 info "schema refusals carry their messages"
 
-apply_qc bad-semantic 1 "  tls: {enabled: true}
+apply_qc bad-semantic 1 "  tls: {enabled: true, renewBefore: soon}
   persistence: {size: 10GB}"
 wait_for_qc_status bad-semantic 15 Error
 [ "$(qc_field bad-semantic .status.reason)" = "InvalidSpec" ] || fail "reason is not InvalidSpec"
 msg=$(qc_field bad-semantic .status.message)
-grep -qF "spec.tls.secretName" <<<"$msg" || fail "message does not name spec.tls.secretName: $msg"
+grep -qF "spec.tls.renewBefore" <<<"$msg" || fail "message does not name spec.tls.renewBefore: $msg"
 grep -qF "spec.persistence.size" <<<"$msg" || fail "message does not name spec.persistence.size: $msg"
 for o in "sts bad-semantic" "svc bad-semantic" "svc bad-semantic-headless" "cm bad-semantic"; do
   exists $o -n "$TEST_NS" && fail "$o was created for an invalid spec"

@@ -4,7 +4,8 @@
 # behind for examples/qdrant-cluster-{minimal,complete}.yaml (e2e/fixtures/js-operator: the CR
 # with its finalizer, ConfigMap, key Secrets, Services, PDB, NetworkPolicy, StatefulSet), with
 # `kubectl create` as that operator's POSTs; the runner starts its Pods as it would run. Data
-# goes in through the old keys. Then our CRD and this operator come back, and:
+# goes in through the old keys. Then our CRD and this operator come back (its leader is deleted
+# as soon as the takeover begins, so the next one finishes it), and:
 # - the read-write key is byte-identical and still works; the read-only key is the literal the
 #   spec names (the JavaScript operator never applied it), and works once the Pods restart;
 # - the minimal cluster's Pod is never restarted or deleted (same uid throughout); the
@@ -125,6 +126,13 @@ kc apply -k "$ROOT/crds" >/dev/null
 kc wait --for=condition=Established crd/qdrantclusters.qdrant.operator --timeout=60s >/dev/null
 kc scale deploy qdrant-operator -n "$OPERATOR_NS" --replicas="$replicas" >/dev/null
 wait_for_operator_ready 120
+
+# Hand the leadership over as soon as the takeover has begun: the next leader finishes it
+# from what it finds.
+finalizer_gone() { [ -z "$(qc_field "$full" '.metadata.finalizers')" ]; }
+wait_until 60 "the takeover of $full to begin" finalizer_gone
+first=$(delete_leader)
+wait_until 60 "a new leader after $first" new_holder_other_than "$first"
 
 taken_over() { # QC: no legacy finalizer, StatefulSet applied by us, status Healthy and settled
   [ -z "$(qc_field "$1" '.metadata.finalizers')" ] \

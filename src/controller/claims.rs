@@ -125,11 +125,8 @@ pub fn plan(live: Option<&[PersistentVolumeClaim]>, wanted: &[PersistentVolumeCl
 pub async fn resize(ctx: &Context, qc: &QdrantCluster, sts: &StatefulSet, plan: &ClaimPlan) -> Result<Option<String>, Error> {
     let ns = qc.namespace().unwrap_or_default();
     let claims: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), &ns);
-    let pods = ctx.pods.states(&ns, &qc.name_any()).unwrap_or_default();
     let replicas = sts.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0);
-    // Claims exist for every ordinal the StatefulSet has had; those above its replicas are
-    // the volumes of Pods scaled away, which come back with them.
-    let ordinals = pods.iter().filter_map(|(p, _)| p.rsplit('-').next()?.parse::<i32>().ok()).map(|o| o + 1).max().unwrap_or(0).max(replicas);
+    let ordinals = ctx.pods.ordinals_end(&ns, &qc.name_any()).max(replicas);
     for (template, q) in &plan.expand {
         for i in 0..ordinals {
             let name = format!("{template}-{}-{i}", sts.name_any());

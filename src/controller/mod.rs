@@ -223,9 +223,10 @@ async fn reconcile_inner(cached: &Stored, ctx: &Context) -> Result<Action, Error
             return report_undecodable(ctx, &stored, u).await;
         }
     };
-    drop_legacy_finalizer(ctx, qc).await?;
     if qc.metadata.deletion_timestamp.is_some() {
-        // Children carry owner references; the garbage collector removes them.
+        // Children carry owner references; the garbage collector removes them. A deletion is
+        // the user's word, paused or not.
+        drop_legacy_finalizer(ctx, qc).await?;
         ctx.forget(&qc.metadata);
         return Ok(Action::await_change());
     }
@@ -237,6 +238,7 @@ async fn reconcile_inner(cached: &Stored, ctx: &Context) -> Result<Action, Error
         }
         return Ok(Action::await_change());
     }
+    drop_legacy_finalizer(ctx, qc).await?;
     if let Err(problems) = validate::validate(qc) {
         block(ctx, qc, "InvalidSpec", problems.join("; ")).await?;
         return Ok(Action::await_change());
@@ -263,56 +265,20 @@ async fn reconcile_inner(cached: &Stored, ctx: &Context) -> Result<Action, Error
     let tls = apply::resolve_tls(&ctx.client, qc, qc.spec.replicas.max(live_replicas)).await?;
     let access = health::access(ctx, qc, keys.api.clone(), tls.as_ref().map(|(m, _)| m.ca_cert.as_str())).await?;
     let scaling = scaling::next(ctx, qc, &access).await?;
-    let mut plan = claims::plan(live.as_ref().and_then(|s| s.spec.as_ref()?.volume_claim_templates.as_deref()).or(live.as_ref().map(|_| &[][..])), &build::claim_templates(qc));
-    let generation_changed = qc.status.as_ref().and_then(|s| s.observed_generation) != qc.metadata.generation;
-    if !plan.refused.is_empty() && generation_changed {
-        ctx.event(&qc.object_ref(&()), EventType::Warning, "VolumesUnchanged", plan.refused.join("; ")).await;
-    }
-    let mut requeue_storage = None;
-    // Claim templates change only by re-creating the StatefulSet, and only between operations:
-    // an operation's Pods count is the StatefulSet's.
-    if let (Some(sts), true, None) = (&live, plan.recreate, qc.status.as_ref().and_then(|s| s.operation.as_ref())) {
-        match claims::resize(ctx, qc, sts, &plan).await? {
-            None => return Ok(Action::requeue(RECREATE_POLL)),
-            Some(refusal) => {
-                ctx.event(&qc.object_ref(&()), EventType::Warning, "VolumeExpansionFailed", refusal).await;
-                plan.templates = sts.spec.as_ref().and_then(|s| s.volume_claim_templates.clone()).unwrap_or_default();
-                requeue_storage = Some(RECHECK);
-            }
-        }
-    } else if plan.recreate {
-        plan.templates = live.as_ref().and_then(|s| s.spec.as_ref()?.volume_claim_templates.clone()).unwrap_or_default();
-    }
-    // A StatefulSet taken over keeps its Pods running unless they must restart to use other
-    // keys than those they started with (a spec that names another key, say).
-    let adoption = match &live {
-        Some(s) if !apply::managed_by_us(&s.metadata) => match apply::keys_in_effect(&ctx.client, qc).await? {
-            Some(running) if running == keys => adoption(s),
-            _ => None,
-        },
-        Some(s) => adoption(s),
-        None => None,
+    let live_inputs = match observe_live(ctx, qc, live.as_ref(), &keys).await? {
+        Ok(l) => l,
+        // The StatefulSet was just deleted without its Pods, to be created with larger volumes.
+        Err(action) => return Ok(action),
     };
-    if live.as_ref().is_some_and(|s| !apply::managed_by_us(&s.metadata)) {
-        let pods = match adoption {
-            Some(_) => "its Pods keep running",
-            None => "its Pods restart one at a time, to use other keys than those they started with",
-        };
-        ctx.event(&qc.object_ref(&()), EventType::Normal, "Adopted", format!("Took over the StatefulSet {name} and its children from their previous manager; {pods}")).await;
-    }
     let inputs = build::Inputs {
         keys,
         generated,
         tls: tls.as_ref().map(|(m, _)| m.clone()),
-        live: build::Live {
-            pod_management_policy: live.as_ref().and_then(|s| s.spec.as_ref()?.pod_management_policy.clone()),
-            claim_templates: live.as_ref().map(|_| plan.templates),
-            adoption,
-        },
+        live: live_inputs,
     };
     // Without a StatefulSet (re-created, or deleted by hand), its Pods may still run: the new
     // one keeps every one of them, and a scale-down then drains them as usual.
-    let orphans = if live.is_none() { ctx.pods.states(&ns, &name).unwrap_or_default().iter().filter_map(|(p, _)| p.rsplit('-').next()?.parse::<i32>().ok()).map(|o| o + 1).max().unwrap_or(0) } else { 0 };
+    let orphans = if live.is_none() { ctx.pods.ordinals_end(&ns, &name) } else { 0 };
     let children = build::build(qc, &inputs).keeping_pods(scaling.keep.max(orphans));
     let sts = match apply::apply_children(&ctx.client, &ctx.guard, &ctx.applied, &observed, qc, children).await {
         Ok(sts) => sts,
@@ -348,8 +314,52 @@ async fn reconcile_inner(cached: &Stored, ctx: &Context) -> Result<Action, Error
     // lost (that is only handled here; a Pod that crash-loops changes nothing we watch).
     let requeue = requeue.or_else(|| (!healthy && volumes::recorded(qc)).then_some(RECHECK));
     // The certificates the operator made are renewed when due, whatever else happens.
-    let requeue = [requeue, requeue_storage, tls.map(|(_, due)| due.max(Duration::from_secs(1)))].into_iter().flatten().min();
+    let requeue = [requeue, tls.map(|(_, due)| due.max(Duration::from_secs(1)))].into_iter().flatten().min();
     Ok(requeue.map_or_else(Action::await_change, Action::requeue))
+}
+
+/// What the live StatefulSet fixes for the build: its immutable fields, the claim templates
+/// (see `claims`), and the takeover record. When larger volumes are due, grows the claims and
+/// deletes the StatefulSet without its Pods instead, and says when to look again (`Err`).
+async fn observe_live(ctx: &Context, qc: &QdrantCluster, live: Option<&StatefulSet>, keys: &build::Keys) -> Result<Result<build::Live, Action>, Error> {
+    let Some(sts) = live else { return Ok(Ok(build::Live::default())) };
+    let spec = sts.spec.as_ref();
+    let templates = spec.and_then(|s| s.volume_claim_templates.clone()).unwrap_or_default();
+    let mut plan = claims::plan(Some(&templates), &build::claim_templates(qc));
+    if !plan.refused.is_empty() && qc.status.as_ref().and_then(|s| s.observed_generation) != qc.metadata.generation {
+        ctx.event(&qc.object_ref(&()), EventType::Warning, "VolumesUnchanged", plan.refused.join("; ")).await;
+    }
+    if plan.recreate {
+        // Claim templates change only by re-creating the StatefulSet, and only between
+        // operations: an operation's Pods count is the StatefulSet's.
+        let idle = qc.status.as_ref().and_then(|s| s.operation.as_ref()).is_none();
+        if idle {
+            match claims::resize(ctx, qc, sts, &plan).await? {
+                None => return Ok(Err(Action::requeue(RECREATE_POLL))),
+                // Tried again on the cluster's next change (a StorageClass is not watched).
+                Some(refusal) => ctx.event(&qc.object_ref(&()), EventType::Warning, "VolumeExpansionFailed", refusal).await,
+            }
+        }
+        plan.templates = templates;
+    }
+    // A StatefulSet taken over keeps its Pods running unless they must restart to use other
+    // keys than those they started with (a spec that names another key, say).
+    let foreign = !apply::managed_by_us(&sts.metadata);
+    let adoption = match foreign {
+        true => match apply::keys_in_effect(&ctx.client, qc).await? {
+            Some(running) if running == *keys => adoption(sts),
+            _ => None,
+        },
+        false => adoption(sts),
+    };
+    if foreign {
+        let pods = match adoption {
+            Some(_) => "its Pods keep running",
+            None => "its Pods restart one at a time, to use other keys than those they started with",
+        };
+        ctx.event(&qc.object_ref(&()), EventType::Normal, "Adopted", format!("Took over the StatefulSet {} and its children from their previous manager; {pods}", sts.name_any())).await;
+    }
+    Ok(Ok(build::Live { pod_management_policy: spec.and_then(|s| s.pod_management_policy.clone()), claim_templates: Some(plan.templates), adoption }))
 }
 
 /// The takeover record of a live StatefulSet: a new one when another manager made it (it

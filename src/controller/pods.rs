@@ -39,6 +39,13 @@ pub struct PodIndex {
 }
 
 impl PodIndex {
+    /// One past the highest ordinal among the cluster's Pods (0 without any): the Pods a
+    /// StatefulSet must keep so that none of them is deleted.
+    pub fn ordinals_end(&self, namespace: &str, cluster: &str) -> i32 {
+        let pods = self.states(namespace, cluster).unwrap_or_default();
+        pods.iter().filter_map(|(p, _)| crate::operations::health::ordinal(p)).map(|o| i32::try_from(o).unwrap_or(i32::MAX - 1) + 1).max().unwrap_or(0)
+    }
+
     /// The Pods of one cluster, as `(name, ready)` by name; `None` until the first listing is
     /// complete, so that a cluster is never judged on a half-filled index.
     pub fn pods(&self, namespace: &str, cluster: &str) -> Option<Vec<(String, bool)>> {
