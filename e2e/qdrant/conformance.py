@@ -481,6 +481,46 @@ def multipart(field, filename, data):
     return body, f"multipart/form-data; boundary={boundary}"
 
 
+def local_points(peer, collection, shard):
+    info = call(peer, "GET", f"/collections/{collection}/cluster").result
+    return next(s["points_count"] for s in info["local_shards"] if s["shard_id"] == shard)
+
+
+def shard_snapshots(holder, other, collection, sid):
+    """Shard snapshot endpoints for one shard: taken, listed, downloaded, refused by a peer
+    without the shard, recovered by name and by upload (checksums verified), deleted."""
+    base = f"/collections/{collection}/shards/{sid}/snapshots"
+    n = local_points(holder, collection, sid)
+    call(holder, "POST", base, key=RO_KEY, expect=403)
+    desc = call(holder, "POST", base, query={"wait": "true"}).result
+    check(desc["size"] > 0 and re.fullmatch(r"[0-9a-f]{64}", desc.get("checksum") or ""), f"shard snapshot description {desc}")
+    check(desc["name"] in [x["name"] for x in call(holder, "GET", base, key=RO_KEY).result], f"shard snapshot {desc['name']} not listed")
+    blob = call(holder, "GET", f"{base}/{desc['name']}")
+    check(len(blob.data) == desc["size"] and hashlib.sha256(blob.data).hexdigest() == desc["checksum"], "downloaded shard snapshot matches size and checksum")
+    for method in ("POST", "GET"):
+        call(other, method, base, expect=400)
+    call(holder, "GET", f"{base}/missing.snapshot", expect=404)
+    call(holder, "PUT", "/collections/" + collection + "/points", {"points": points(30, start=1000 + 100 * sid)}, query={"wait": "true"})
+    check(local_points(holder, collection, sid) > n, "points written after the snapshot")
+    call(holder, "PUT", f"{base}/recover", {"location": desc["name"]}, key=RO_KEY, expect=403)
+    call(holder, "PUT", f"{base}/recover", {"location": desc["name"], "checksum": "0" * 64}, expect=400)
+    check(call(holder, "PUT", f"{base}/recover", {"location": desc["name"], "checksum": desc["checksum"]}, query={"wait": "true"}).result is True, "shard recover must answer true")
+    check(local_points(holder, collection, sid) == n, f"shard {sid} has {local_points(holder, collection, sid)} points after recovery, not {n}")
+    body, ctype = multipart("snapshot", desc["name"], blob.data)
+    call(holder, "POST", f"{base}/upload", raw=body, content_type=ctype, query={"checksum": "0" * 64}, expect=400)
+    call(holder, "POST", f"{base}/upload", raw=body, content_type=ctype, key=RO_KEY, expect=403)
+    check(call(holder, "POST", f"{base}/upload", raw=body, content_type=ctype, query={"priority": "snapshot", "checksum": desc["checksum"], "wait": "true"}).result is True, "shard upload must answer true")
+    check(local_points(holder, collection, sid) == n, "recovery from the uploaded shard snapshot")
+    call(holder, "POST", base, query={"wait": "false"}, expect=202)
+    wait_for("shard snapshot taken with wait=false", lambda: len(call(holder, "GET", base).result) == 2)
+    call(holder, "DELETE", f"{base}/{desc['name']}", key=RO_KEY, expect=403)
+    call(holder, "DELETE", f"{base}/{desc['name']}", query={"wait": "false"}, expect=202)
+    wait_for("shard snapshot deleted with wait=false", lambda: desc["name"] not in [x["name"] for x in call(holder, "GET", base).result])
+    call(holder, "GET", f"{base}/{desc['name']}", expect=404)
+    for x in call(holder, "GET", base).result:
+        check(call(holder, "DELETE", f"{base}/{x['name']}", query={"wait": "true"}).result is True, "delete shard snapshot")
+
+
 # ----------------------------------------------------------------------------------------
 # The scenario.
 
@@ -552,6 +592,10 @@ def scenario(root, a, b, c, peers):
     check(call(b, "PUT", "/collections/c2", c2_body).result is True, "create c2 must answer true")
     call(a, "PUT", "/collections/c3", raw=b'{"vectors": {"size": 4, "distance": ', invalid=True, expect=400)
     call(a, "PUT", "/collections/c3", {"vectors": {"size": "four", "distance": "Cosine"}}, invalid=True, expect=(400, 422))
+    call(a, "PUT", "/collections/c3", {"vectors": {"size": 0, "distance": "Cosine"}}, invalid=True, expect=400)
+    call(a, "PUT", "/collections/c3", {"vectors": {"size": 4, "distance": "Hamming"}}, invalid=True, expect=400)
+    call(a, "PUT", "/collections/c3", {"vectors": {"size": 4, "distance": "Dot"}, "shard_number": 0}, invalid=True, expect=422)
+    call(a, "PUT", "/collections/c3", {"vectors": {"size": 4, "distance": "Dot"}, "hnsw_config": {"ef_construct": 1}}, invalid=True, expect=422)
     names = {x["name"] for x in call(c, "GET", "/collections", key=RO_KEY).result["collections"]}
     check({"c1", "c2"} <= names and "c3" not in names, f"GET /collections lists {names}")
     info = call(c, "GET", "/collections/c1").result
@@ -570,6 +614,17 @@ def scenario(root, a, b, c, peers):
     check(call(b, "PATCH", "/collections/c1", patch).result is True, "PATCH c1 must answer true")
     cfg = wait_for("PATCH visible on c", lambda: (lambda r: r if r["optimizer_config"]["indexing_threshold"] == 20000 else None)(call(c, "GET", "/collections/c1").result["config"]))
     check(cfg["hnsw_config"]["m"] == 32, f"PATCH hnsw_config.m not stored: {cfg['hnsw_config']}")
+    patch2 = {"params": {"write_consistency_factor": 1, "on_disk_payload": False}, "vectors": {"txt": {"on_disk": False, "hnsw_config": {"m": 8}}},
+              "quantization_config": "Disabled"}
+    check(call(a, "PATCH", "/collections/c2", patch2).result is True, "PATCH c2 must answer true")
+    info2 = wait_for("PATCH of c2 visible on b", lambda: (lambda r: r if r["config"]["params"]["on_disk_payload"] is False else None)(call(b, "GET", "/collections/c2").result))
+    txt = info2["config"]["params"]["vectors"]["txt"]
+    check(txt.get("on_disk") is False and (txt.get("hnsw_config") or {}).get("m") == 8, f"PATCH of vector txt not stored: {txt}")
+    check(info2["config"].get("quantization_config") is None, f"quantization_config Disabled must read back as null: {info2['config'].get('quantization_config')}")
+    check(info2["status"] == "green" and is_int(info2["segments_count"]), f"c2 status {info2['status']}, segments_count {info2['segments_count']}")
+    call(a, "PATCH", "/collections/c2", {"params": {"replication_factor": 0}}, invalid=True, expect=422)
+    call(a, "PATCH", "/collections/c2", {"vectors": {"nope": {"on_disk": True}}}, expect=400)
+    call(a, "PATCH", "/collections/missing", {"params": {"on_disk_payload": True}}, expect=404)
 
     step("points")
     batch = {"points": points(1000)}
@@ -715,8 +770,28 @@ def scenario(root, a, b, c, peers):
     check(call(holder, "DELETE", f"/collections/snap/snapshots/{desc['name']}", query={"wait": "true"}).result is True, "delete snapshot")
     call(holder, "GET", f"/collections/snap/snapshots/{desc['name']}", expect=404)
     check(desc["name"] not in [s["name"] for s in call(holder, "GET", "/collections/snap/snapshots").result], "deleted snapshot still listed")
+    call(holder, "DELETE", f"/collections/snap/snapshots/{desc['name']}", expect=404)
+    call(holder, "POST", "/collections/missing/snapshots", expect=404)
+    call(holder, "GET", "/collections/missing/snapshots", expect=404)
+    call(holder, "POST", "/collections/snap/snapshots", query={"wait": "false"}, expect=202)
+    late = wait_for("snapshot taken with wait=false", lambda: call(holder, "GET", "/collections/snap/snapshots").result)[0]
+    call(holder, "DELETE", f"/collections/snap/snapshots/{late['name']}", query={"wait": "false"}, expect=202)
+    wait_for("snapshot deleted with wait=false", lambda: not call(holder, "GET", "/collections/snap/snapshots").result)
+    call(holder, "PUT", "/collections/snap/snapshots/recover", {"location": location, "priority": "snapshot", "checksum": desc["checksum"]}, query={"wait": "false"}, expect=202)
     call(a, "DELETE", "/collections/snap", key=RO_KEY, expect=403)
     check(call(a, "DELETE", "/collections/snap").result is True, "delete snap")
+
+    step("shard snapshots: each through the peer that holds the shard")
+    check(call(a, "PUT", "/collections/ssnap", {"vectors": {"size": 4, "distance": "Dot"}, "shard_number": 2, "replication_factor": 1}).result is True, "create ssnap")
+    call(a, "PUT", "/collections/ssnap/points", {"points": points(60)}, query={"wait": "true"})
+    layout, _ = replicas(a, "ssnap")
+    for sid in sorted(layout):
+        shard_snapshots(peer_of[next(iter(layout[sid]))], next(p for p in peers if ids[p.name] not in layout[sid]), "ssnap", sid)
+    call(a, "GET", "/collections/ssnap/shards/7/snapshots", expect=404)
+    call(a, "GET", "/collections/missing/shards/0/snapshots", expect=404)
+    held = sum(local_points(peer_of[next(iter(layout[sid]))], "ssnap", sid) for sid in layout)
+    check(count(a, "ssnap") == held, f"after the shard recoveries ssnap counts {count(a, 'ssnap')} points, its shards hold {held}")
+    check(call(a, "DELETE", "/collections/ssnap").result is True, "delete ssnap")
 
     step("restart with the same storage keeps peer id and points")
     b.stop()
@@ -759,6 +834,7 @@ def scenario(root, a, b, c, peers):
     step("delete a collection")
     check(call(b, "DELETE", "/collections/c2").result is True, "delete c2")
     call(a, "GET", "/collections/c2", expect=404)
+    check(call(a, "DELETE", "/collections/c2").result is False, "deleting a missing collection must answer false")
 
     step("a peer still answers /cluster while the leader is down")
     leader = cluster(a)["raft_info"]["leader"]

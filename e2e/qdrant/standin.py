@@ -270,19 +270,13 @@ def is_int(v):
 
 def want_int(v, name, minimum=0):
     if not is_int(v) or v < minimum:
-        raise ApiError(400, f"Json deserialize error: `{name}` must be an integer >= {minimum}, got {json.dumps(v)}")
-    return v
-
-
-def want_bool(v, name):
-    if not isinstance(v, bool):
-        raise ApiError(400, f"Json deserialize error: `{name}` must be a boolean")
+        raise ApiError(400, f"Format error in JSON body: `{name}` must be an integer >= {minimum}, got {json.dumps(v)}")
     return v
 
 
 def want_object(v, name):
     if not isinstance(v, dict):
-        raise ApiError(400, f"Json deserialize error: `{name}` must be an object")
+        raise ApiError(400, f"Format error in JSON body: `{name}` must be an object")
     return v
 
 
@@ -341,23 +335,130 @@ OPTIMIZER_DEFAULTS = {
 }
 WAL_DEFAULTS = {"wal_capacity_mb": 32, "wal_segments_ahead": 0}
 DISTANCES = ("Cosine", "Euclid", "Dot", "Manhattan")
+VECTOR_SIZE_MAX = 65536
+QUANTIZATION_KINDS = ("scalar", "product", "binary", "turbo")
+
+# The fields of CreateCollection and of the *Diff objects, as Qdrant reads them: a value of the
+# wrong JSON type fails deserialisation (400 "Format error in JSON body"), a value out of range
+# fails validation (422 "Validation error in JSON body"). A rule is (kind, minimum, maximum);
+# fields not listed are ignored, as serde ignores unknown fields.
+UINT, NUMBER, BOOL, THREADS = "an unsigned integer", "a number", "a boolean", "an unsigned integer or \"auto\""
+CREATE_RULES = {"shard_number": (UINT, 1), "replication_factor": (UINT, 1), "write_consistency_factor": (UINT, 1), "on_disk_payload": (BOOL,), "read_fan_out_factor": (UINT, 0)}
+PARAMS_DIFF_RULES = {"replication_factor": (UINT, 1), "write_consistency_factor": (UINT, 1), "read_fan_out_factor": (UINT, 0), "read_fan_out_delay_ms": (UINT, 0), "on_disk_payload": (BOOL,)}
+HNSW_RULES = {"m": (UINT, 0), "ef_construct": (UINT, 4), "full_scan_threshold": (UINT, 10), "max_indexing_threads": (UINT, 0), "on_disk": (BOOL,), "payload_m": (UINT, 0), "inline_storage": (BOOL,)}
+OPTIMIZER_RULES = {
+    "deleted_threshold": (NUMBER, 0, 1),
+    "vacuum_min_vector_number": (UINT, 100),
+    "default_segment_number": (UINT, 0),
+    "max_segment_size": (UINT, 1),
+    "memmap_threshold": (UINT, 0),
+    "indexing_threshold": (UINT, 0),
+    "flush_interval_sec": (UINT, 0),
+    "max_optimization_threads": (THREADS,),
+    "prevent_unoptimized": (BOOL,),
+}
+WAL_RULES = {"wal_capacity_mb": (UINT, 1), "wal_segments_ahead": (UINT, 0), "wal_retain_closed": (UINT, 0)}
 
 
-def merge_given(base, diff, name):
-    """Overlays the non-null fields of an optional *Diff object."""
+def format_error(message):
+    return ApiError(400, f"Format error in JSON body: {message}")
+
+
+def validation_error(name, message):
+    return ApiError(422, f"Validation error in JSON body: [{name}: {message}]")
+
+
+def check_value(v, name, rule):
+    """`v` if it fits the rule (kind, minimum, maximum); else Qdrant's 400 or 422."""
+    kind, lo, hi = (rule + (None, None))[:3]
+    if kind == BOOL:
+        ok = isinstance(v, bool)
+    elif kind == THREADS:
+        ok = v == "auto" or (is_int(v) and v >= 0)
+    elif kind == UINT:
+        ok = is_int(v) and v >= 0
+    else:
+        ok = isinstance(v, (int, float)) and not isinstance(v, bool)
+    if not ok:
+        raise format_error(f"invalid value {json.dumps(v)} for `{name}`, expected {kind}")
+    if kind in (UINT, NUMBER) and ((lo is not None and v < lo) or (hi is not None and v > hi)):
+        bound = f"must be from {lo} to {hi}" if hi is not None else f"must be {lo} or more"
+        raise validation_error(name, f"value {json.dumps(v)} invalid, {bound}")
+    return v
+
+
+def checked_fields(obj, name, rules):
+    """The non-null fields of an object that `rules` lists, each checked."""
+    want_object(obj, name)
+    return {k: check_value(v, f"{name}.{k}" if name else k, rules[k]) for k, v in obj.items() if k in rules and v is not None}
+
+
+def merge_given(base, diff, name, rules=None):
+    """Overlays the non-null fields of an optional *Diff object (those `rules` lists, checked)."""
     if diff is None:
         return base
-    want_object(diff, name)
     out = dict(base)
-    out.update({k: v for k, v in diff.items() if v is not None})
+    out.update(checked_fields(diff, name, rules) if rules is not None else {k: v for k, v in want_object(diff, name).items() if v is not None})
     return out
 
 
-def check_vector_params(p, name):
+def quantization(q, name, allow_disabled=False):
+    """A QuantizationConfig (one of scalar, product, binary, turbo); with `allow_disabled` (a
+    QuantizationConfigDiff) "Disabled" too, returned as None."""
+    if allow_disabled and q == "Disabled":
+        return None
+    if not isinstance(q, dict) or len(q) != 1 or next(iter(q)) not in QUANTIZATION_KINDS:
+        kinds = ", ".join(QUANTIZATION_KINDS + (("Disabled",) if allow_disabled else ()))
+        raise format_error(f"`{name}` must be one of {kinds}")
+    kind, cfg = next(iter(q.items()))
+    want_object(cfg, f"{name}.{kind}")
+    if kind == "scalar":
+        if cfg.get("type") != "int8":
+            raise format_error(f"`{name}.scalar.type` must be \"int8\"")
+        if cfg.get("quantile") is not None:
+            check_value(cfg["quantile"], f"{name}.scalar.quantile", (NUMBER, 0.5, 1))
+    if kind == "product" and "compression" not in cfg:
+        raise format_error(f"missing field `compression` in `{name}.product`")
+    return q
+
+
+def vector_params(p, name):
+    """A checked VectorParams: size a non-zero u64 (0 does not deserialise) up to 65536."""
     want_object(p, name)
-    want_int(p.get("size"), f"{name}.size", 1)
-    if p.get("distance") not in DISTANCES:
-        raise ApiError(400, f"Json deserialize error: `{name}.distance` must be one of {', '.join(DISTANCES)}")
+    for field in ("size", "distance"):
+        if field not in p:
+            raise format_error(f"missing field `{field}` in `{name}`")
+    size = p["size"]
+    if not is_int(size) or size < 1:
+        raise format_error(f"invalid value {json.dumps(size)} for `{name}.size`, expected a nonzero u64")
+    if size > VECTOR_SIZE_MAX:
+        raise validation_error(f"{name}.size", f"value {size} invalid, must be from 1 to {VECTOR_SIZE_MAX}")
+    if p["distance"] not in DISTANCES:
+        raise format_error(f"unknown variant {json.dumps(p['distance'])} for `{name}.distance`, expected one of {', '.join(DISTANCES)}")
+    out = {"size": size, "distance": p["distance"]}
+    out.update({k: p[k] for k in ("datatype", "multivector_config") if p.get(k) is not None})
+    return vector_params_diff(out, p, name, create=True)
+
+
+def vector_params_diff(current, diff, name, create=False):
+    """Applies a VectorParamsDiff: `on_disk`; `hnsw_config` (an empty object unsets it);
+    `quantization_config` ("Disabled" unsets it)."""
+    want_object(diff, name)
+    out = dict(current)
+    if diff.get("on_disk") is not None:
+        out["on_disk"] = check_value(diff["on_disk"], f"{name}.on_disk", (BOOL,))
+    hnsw = diff.get("hnsw_config")
+    if hnsw == {} and not create:
+        out.pop("hnsw_config", None)
+    elif hnsw is not None:
+        out["hnsw_config"] = merge_given(out.get("hnsw_config") or {}, hnsw, f"{name}.hnsw_config", HNSW_RULES)
+    if diff.get("quantization_config") is not None:
+        q = quantization(diff["quantization_config"], f"{name}.quantization_config", allow_disabled=not create)
+        if q is None:
+            out.pop("quantization_config", None)
+        else:
+            out["quantization_config"] = q
+    return out
 
 
 def is_single_vector_config(vectors):
@@ -367,27 +468,32 @@ def is_single_vector_config(vectors):
 def collection_config_from_create(body, peer_count):
     want_object(body, "body")
     vectors = body.get("vectors")
-    if vectors is not None:
-        if is_single_vector_config(vectors):
-            check_vector_params(vectors, "vectors")
-        else:
-            for vname, p in want_object(vectors, "vectors").items():
-                check_vector_params(p, f"vectors.{vname}")
-    params = {"vectors": vectors if vectors is not None else {}}
-    for field, default in (("shard_number", peer_count), ("replication_factor", 1), ("write_consistency_factor", 1)):
-        v = body.get(field)
-        params[field] = default if v is None else want_int(v, field, 1)
-    odp = body.get("on_disk_payload")
-    params["on_disk_payload"] = True if odp is None else want_bool(odp, "on_disk_payload")
-    for field in ("sharding_method", "sparse_vectors", "read_fan_out_factor"):
+    if vectors is None:
+        vectors = {}
+    elif is_single_vector_config(vectors):
+        vectors = vector_params(vectors, "vectors")
+    else:
+        vectors = {vname: vector_params(p, f"vectors.{vname}") for vname, p in want_object(vectors, "vectors").items()}
+    given = checked_fields(body, "", CREATE_RULES)
+    params = {
+        "vectors": vectors,
+        "shard_number": given.get("shard_number", peer_count),
+        "replication_factor": given.get("replication_factor", 1),
+        "write_consistency_factor": given.get("write_consistency_factor", 1),
+        "on_disk_payload": given.get("on_disk_payload", True),
+    }
+    if "read_fan_out_factor" in given:
+        params["read_fan_out_factor"] = given["read_fan_out_factor"]
+    for field in ("sharding_method", "sparse_vectors"):
         if body.get(field) is not None:
             params[field] = body[field]
+    q = body.get("quantization_config")
     config = {
         "params": params,
-        "hnsw_config": merge_given(HNSW_DEFAULTS, body.get("hnsw_config"), "hnsw_config"),
-        "optimizer_config": optimizer_output(merge_given(OPTIMIZER_DEFAULTS, body.get("optimizers_config"), "optimizers_config")),
-        "wal_config": merge_given(WAL_DEFAULTS, body.get("wal_config"), "wal_config"),
-        "quantization_config": body.get("quantization_config"),
+        "hnsw_config": merge_given(HNSW_DEFAULTS, body.get("hnsw_config"), "hnsw_config", HNSW_RULES),
+        "optimizer_config": optimizer_output(merge_given(OPTIMIZER_DEFAULTS, body.get("optimizers_config"), "optimizers_config", OPTIMIZER_RULES)),
+        "wal_config": merge_given(WAL_DEFAULTS, body.get("wal_config"), "wal_config", WAL_RULES),
+        "quantization_config": None if q is None else quantization(q, "quantization_config"),
     }
     for field in ("strict_mode_config", "metadata"):
         if body.get(field) is not None:
@@ -407,29 +513,24 @@ def apply_collection_update(config, body):
     want_object(body, "body")
     config = copy.deepcopy(config)
     params = config["params"]
-    for field, v in (body.get("params") or {}).items():
-        if v is None:
-            continue
-        if field in ("replication_factor", "write_consistency_factor"):
-            want_int(v, f"params.{field}", 1)
-        params[field] = v
+    if body.get("params") is not None:
+        params.update(checked_fields(body["params"], "params", PARAMS_DIFF_RULES))
     if body.get("hnsw_config") is not None:
-        config["hnsw_config"] = merge_given(config["hnsw_config"], body["hnsw_config"], "hnsw_config")
+        config["hnsw_config"] = merge_given(config["hnsw_config"], body["hnsw_config"], "hnsw_config", HNSW_RULES)
     if body.get("optimizers_config") is not None:
-        config["optimizer_config"] = optimizer_output(merge_given(config["optimizer_config"], body["optimizers_config"], "optimizers_config"))
-    if "quantization_config" in body and body["quantization_config"] is not None:
-        q = body["quantization_config"]
-        config["quantization_config"] = None if q == "Disabled" else q
-    for vname, diff in (body.get("vectors") or {}).items():
+        config["optimizer_config"] = optimizer_output(merge_given(config["optimizer_config"], body["optimizers_config"], "optimizers_config", OPTIMIZER_RULES))
+    if body.get("quantization_config") is not None:
+        config["quantization_config"] = quantization(body["quantization_config"], "quantization_config", allow_disabled=True)
+    for vname, diff in want_object(body.get("vectors") or {}, "vectors").items():
         vectors = params.get("vectors") or {}
         if is_single_vector_config(vectors) and vname == "":
-            params["vectors"] = merge_given(vectors, diff, f"vectors.{vname}")
-        elif isinstance(vectors, dict) and vname in vectors and not is_single_vector_config(vectors):
-            vectors[vname] = merge_given(vectors[vname], diff, f"vectors.{vname}")
+            params["vectors"] = vector_params_diff(vectors, diff, "vectors")
+        elif vname in vectors and not is_single_vector_config(vectors):
+            vectors[vname] = vector_params_diff(vectors[vname], diff, f"vectors.{vname}")
         else:
             raise ApiError(400, f"Wrong input: Not existing vector name error: {vname}")
     if body.get("sparse_vectors") is not None:
-        params["sparse_vectors"] = deep_merge(params.get("sparse_vectors") or {}, body["sparse_vectors"])
+        params["sparse_vectors"] = deep_merge(params.get("sparse_vectors") or {}, want_object(body["sparse_vectors"], "sparse_vectors"))
     if body.get("strict_mode_config") is not None:
         config["strict_mode_config"] = merge_given(config.get("strict_mode_config") or {}, body["strict_mode_config"], "strict_mode_config")
     if body.get("metadata") is not None:
@@ -476,19 +577,19 @@ def points_from_body(body):
     if "points" in body:
         pts = body["points"]
         if not isinstance(pts, list):
-            raise ApiError(400, "Json deserialize error: `points` must be a list")
+            raise ApiError(400, "Format error in JSON body: `points` must be a list")
         out = []
         for p in pts:
             want_object(p, "points[]")
             if "id" not in p or "vector" not in p:
-                raise ApiError(400, "Json deserialize error: missing field `id` or `vector`")
+                raise ApiError(400, "Format error in JSON body: missing field `id` or `vector`")
             out.append((p["id"], p["vector"], p.get("payload")))
         return out
     if "batch" in body:
         b = want_object(body["batch"], "batch")
         ids, vectors, payloads = b.get("ids"), b.get("vectors"), b.get("payloads")
         if not isinstance(ids, list):
-            raise ApiError(400, "Json deserialize error: `batch.ids` must be a list")
+            raise ApiError(400, "Format error in JSON body: `batch.ids` must be a list")
         if isinstance(vectors, dict):
             per_point = [{k: vs[i] for k, vs in vectors.items()} for i in range(len(ids))] if all(isinstance(vs, list) and len(vs) == len(ids) for vs in vectors.values()) else None
         elif isinstance(vectors, list) and len(vectors) == len(ids):
@@ -500,7 +601,7 @@ def points_from_body(body):
         if payloads is not None and (not isinstance(payloads, list) or len(payloads) != len(ids)):
             raise ApiError(400, "Wrong input: `batch.payloads` must hold one payload per id")
         return [(ids[i], per_point[i], payloads[i] if payloads else None) for i in range(len(ids))]
-    raise ApiError(400, "Json deserialize error: expected `points` or `batch`")
+    raise ApiError(400, "Format error in JSON body: expected `points` or `batch`")
 
 
 # ----------------------------------------------------------------------------------------
@@ -527,7 +628,7 @@ def filter_matches(flt, key, payload):
     want_object(flt, "filter")
     unknown = set(flt) - {"must", "should", "must_not", "min_should"}
     if unknown:
-        raise ApiError(400, f"Json deserialize error: unknown filter field(s) {sorted(unknown)}")
+        raise ApiError(400, f"Format error in JSON body: unknown filter field(s) {sorted(unknown)}")
 
     def conds(v):
         return [] if v is None else (v if isinstance(v, list) else [v])
@@ -1013,7 +1114,6 @@ class Node:
         coll["config"] = apply_collection_update(coll["config"], op["body"])
 
     def op_delete_collection(self, m, op):
-        # Qdrant answers `true` for a collection that did not exist too.
         if m["collections"].pop(op["name"], None) is not None:
             m["transfers"] = [t for t in m["transfers"] if t["collection"] != op["name"]]
 
@@ -1551,7 +1651,7 @@ class Node:
                 key = point_key(pid)
                 check_point_vector(params.get("vectors"), params.get("sparse_vectors"), vector, pid)
                 if payload is not None and not isinstance(payload, dict):
-                    raise ApiError(400, f"Json deserialize error: payload of point {pid} must be an object")
+                    raise ApiError(400, f"Format error in JSON body: payload of point {pid} must be an object")
                 groups.setdefault(shard_of(key, params["shard_number"]), []).append([key, vector, payload])
             plan = []
             for sid, records in groups.items():
@@ -1576,14 +1676,15 @@ class Node:
                 raise ApiError(500, f"Service internal error: No active replica of shard {sid} of collection `{name}` accepted the update: {'; '.join(errors) or 'the shard has no replicas'}")
         return op_id
 
-    def read_shard(self, name, sid, flt, mode):
-        """Reads one shard from one of its active replicas, this peer's first."""
+    def read_shard(self, name, sid, flt, mode, others_only=False):
+        """Reads one shard from one of its active replicas, this peer's first (or only from
+        replicas on other peers)."""
         with self.lock:
             replicas = self.collection(name)["shards"][str(sid)]
             if not replicas:
                 # Every replica is gone (e.g. its peer was force-removed): the points are lost.
                 return 0 if mode == "count" else []
-            active = sorted((int(p) for p, s in replicas.items() if s == "Active"), key=lambda p: p != self.peer_id)
+            active = sorted((int(p) for p, s in replicas.items() if s == "Active" and not (others_only and int(p) == self.peer_id)), key=lambda p: p != self.peer_id)
             uris = {p: self.peer_uri(p) for p in active}
         errors = []
         for pid in active:
@@ -1625,14 +1726,18 @@ class Node:
                 p2p_call(uri, "POST", "/p2p/shard/receive", {"collection": name, "shard_id": sid, "points": records, "mode": "replace"}, self.api_key, timeout=30, peer_id=pid)
 
     # -- snapshots ----------------------------------------------------------------------------
+    # As in Qdrant: collection snapshots in <snapshots>/<collection>/, shard snapshots in
+    # <snapshots>/<collection>/shards/<shard id>/, each with its sha256 in a `.checksum` file
+    # beside it. Deleting the collection leaves them.
 
-    def snapshot_dir(self, name):
-        return os.path.join(self.snapshots, name)
+    def snapshot_dir(self, name, sid=None):
+        d = os.path.join(self.snapshots, name)
+        return d if sid is None else os.path.join(d, "shards", str(sid))
 
-    def snapshot_file(self, name, snapshot):
-        if "/" in snapshot or snapshot in (".", "..") or not snapshot.endswith(".snapshot"):
+    def snapshot_file(self, name, snapshot, sid=None):
+        if "/" in snapshot or "\\" in snapshot or snapshot in (".", "..") or not snapshot.endswith(".snapshot"):
             raise ApiError(404, f"Not found: Snapshot {snapshot} not found")
-        path = os.path.join(self.snapshot_dir(name), snapshot)
+        path = os.path.join(self.snapshot_dir(name, sid), snapshot)
         if not os.path.isfile(path):
             raise ApiError(404, f"Not found: Snapshot {snapshot} not found")
         return path
@@ -1648,20 +1753,15 @@ class Node:
         created = datetime.datetime.fromtimestamp(st.st_mtime, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
         return {"name": os.path.basename(path), "creation_time": created, "size": st.st_size, "checksum": checksum}
 
-    def create_snapshot(self, name):
-        """Writes this peer's local shards of a collection (not the other peers') to a file."""
-        with self.lock:
-            coll = copy.deepcopy(self.collection(name))
-            shards = {str(sid): list(recs.values()) for (n, sid), recs in self.shards.items() if n == name}
-        doc = {"format": "qdrant-standin-snapshot", "version": 1, "collection": name, "peer_id": self.peer_id, "config": coll["config"], "shards": shards}
-        os.makedirs(self.snapshot_dir(name), exist_ok=True)
-        stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d-%H-%M-%S")
-        base = f"{name}-{self.peer_id}-{stamp}"
-        path = os.path.join(self.snapshot_dir(name), f"{base}.snapshot")
+    def write_snapshot(self, directory, base, doc):
+        """Writes a snapshot document as `<base>.snapshot` (`<base>-2.snapshot`, ... when one of
+        that name exists) with its `.checksum`; returns its description."""
+        os.makedirs(directory, exist_ok=True)
+        path = os.path.join(directory, f"{base}.snapshot")
         n = 1
         while os.path.exists(path):
             n += 1
-            path = os.path.join(self.snapshot_dir(name), f"{base}-{n}.snapshot")
+            path = os.path.join(directory, f"{base}-{n}.snapshot")
         data = json.dumps(doc, separators=(",", ":")).encode()
         tmp = path + ".tmp"
         with open(tmp, "wb") as f:
@@ -1671,28 +1771,43 @@ class Node:
         os.replace(tmp, path)
         return self.describe_snapshot(path)
 
+    def list_snapshot_dir(self, directory):
+        if not os.path.isdir(directory):
+            return []
+        names = sorted(f for f in os.listdir(directory) if f.endswith(".snapshot") and os.path.isfile(os.path.join(directory, f)))
+        return [self.describe_snapshot(os.path.join(directory, f)) for f in names]
+
+    @staticmethod
+    def delete_snapshot_file(path):
+        for p in (path, path + ".checksum"):
+            try:
+                os.remove(p)
+            except FileNotFoundError:
+                pass
+        return True
+
+    def create_snapshot(self, name):
+        """Writes this peer's local shards of a collection (not the other peers') to a file."""
+        with self.lock:
+            coll = copy.deepcopy(self.collection(name))
+            shards = {str(sid): list(recs.values()) for (n, sid), recs in self.shards.items() if n == name}
+        doc = {"format": COLLECTION_SNAPSHOT, "version": 1, "collection": name, "peer_id": self.peer_id, "config": coll["config"], "shards": shards}
+        return self.write_snapshot(self.snapshot_dir(name), f"{name}-{self.peer_id}-{snapshot_stamp()}", doc)
+
     def list_snapshots(self, name):
         with self.lock:
             self.collection(name)
-        d = self.snapshot_dir(name)
-        if not os.path.isdir(d):
-            return []
-        return [self.describe_snapshot(os.path.join(d, f)) for f in sorted(os.listdir(d)) if f.endswith(".snapshot")]
+        return self.list_snapshot_dir(self.snapshot_dir(name))
 
     def recover(self, name, data, priority, checksum):
         """Restores a collection from snapshot bytes (see README for the priority rules)."""
         check_collection_name(name)
-        if checksum and hashlib.sha256(data).hexdigest() != checksum.lower():
-            raise ApiError(400, "Wrong input: Snapshot checksum mismatch")
+        doc = parse_snapshot(data, checksum, COLLECTION_SNAPSHOT)
         try:
-            doc = json.loads(data)
-            assert doc.get("format") == "qdrant-standin-snapshot"
-            config, shards = doc["config"], {int(s): r for s, r in doc["shards"].items()}
-        except (ValueError, AssertionError, KeyError, AttributeError, TypeError) as e:
-            raise ApiError(400, f"Wrong input: not a snapshot of this server: {e}") from e
-        priority = priority or "replica"
-        if priority not in ("no_sync", "snapshot", "replica"):
-            raise ApiError(400, f"Wrong input: unknown snapshot priority {priority!r}")
+            config, shards = doc["config"], {int(s): snapshot_records(r) for s, r in doc["shards"].items()}
+            config["params"]["shard_number"]
+        except (ValueError, KeyError, AttributeError, TypeError) as e:
+            raise ApiError(400, f"Bad request: Invalid snapshot: {e}") from e
         with self.lock:
             exists = name in self.meta["collections"]
             me = str(self.peer_id)
@@ -1714,6 +1829,67 @@ class Node:
                     replace.append((sid, records))
         for sid, records in replace:
             self.replace_shard_everywhere(name, sid, records)
+        return True
+
+    # Shard snapshots: one shard's points on this peer.
+
+    def local_shard(self, name, sid, kind="local or queue proxy"):
+        """Call with the lock held: the collection, if it has shard `sid` and this peer holds a
+        replica of it; else 404 (no such collection or shard) or 400 (not held here), as Qdrant."""
+        coll = self.collection(name)
+        if str(sid) not in coll["shards"]:
+            raise ApiError(404, f"Not found: shard {sid} does not exist in collection `{name}`")
+        if (name, sid) not in self.shards:
+            raise ApiError(400, f"Wrong input: Shard {sid} is not a {kind} shard")
+        return coll
+
+    def create_shard_snapshot(self, name, sid):
+        with self.lock:
+            coll = self.local_shard(name, sid)
+            doc = {"format": SHARD_SNAPSHOT, "version": 1, "collection": name, "shard_id": sid, "peer_id": self.peer_id, "config": copy.deepcopy(coll["config"]), "points": list(self.shards[(name, sid)].values())}
+        return self.write_snapshot(self.snapshot_dir(name, sid), f"{name}-shard-{sid}-{snapshot_stamp()}", doc)
+
+    def list_shard_snapshots(self, name, sid):
+        with self.lock:
+            self.local_shard(name, sid, "local")
+        return self.list_snapshot_dir(self.snapshot_dir(name, sid))
+
+    def shard_snapshot_file(self, name, sid, snapshot):
+        with self.lock:
+            self.local_shard(name, sid)
+        return self.snapshot_file(name, snapshot, sid)
+
+    def recover_shard(self, name, sid, data, priority, checksum):
+        """Replaces this peer's replica of a shard with a shard snapshot's points. With other
+        Active replicas, priority `replica` (the default) keeps theirs (this replica takes their
+        points), `snapshot` gives the snapshot's points to them too, `no_sync` changes only this
+        replica. Like Qdrant, the snapshot's shard id and vector config are not compared with
+        the target's."""
+        with self.lock:
+            coll = self.local_shard(name, sid, "local")
+        doc = parse_snapshot(data, checksum, SHARD_SNAPSHOT)
+        try:
+            records = snapshot_records(doc.get("points"))
+        except ValueError as e:
+            raise ApiError(400, f"Bad request: Invalid snapshot: {e}") from e
+        others = [p for p, s in coll["shards"][str(sid)].items() if s == "Active" and int(p) != self.peer_id]
+        if others and priority == "replica":
+            records = self.read_shard(name, sid, None, "points", others_only=True)
+        if others and priority == "snapshot":
+            self.replace_shard_everywhere(name, sid, records)
+        else:
+            self.local_receive(name, sid, records, "replace")
+        return True
+
+    def fetch_shard_snapshot(self, name, sid, location, api_key):
+        """ShardSnapshotLocation: an http(s) URL, or the name of a snapshot of this shard here."""
+        if re.match(r"^[A-Za-z][A-Za-z0-9+.-]*:", location):
+            scheme = location.split(":", 1)[0].lower()
+            if scheme not in ("http", "https"):
+                raise ApiError(400, f"Wrong input: Invalid snapshot URL {location}: URLs with {scheme} scheme are not supported")
+            return download_snapshot(location, api_key)
+        with open(self.shard_snapshot_file(name, sid, location), "rb") as f:
+            return f.read()
 
     def fetch_snapshot(self, location, api_key):
         u = urllib.parse.urlsplit(location)
@@ -1726,12 +1902,7 @@ class Node:
             with open(path, "rb") as f:
                 return f.read()
         if u.scheme in ("http", "https"):
-            req = urllib.request.Request(location, headers={"api-key": api_key} if api_key else {})
-            try:
-                with urllib.request.urlopen(req, timeout=60) as r:
-                    return r.read()
-            except OSError as e:
-                raise ApiError(400, f"Bad request: Failed to download snapshot from {location}: {e}") from e
+            return download_snapshot(location, api_key)
         raise ApiError(400, f"Bad request: Unsupported snapshot location {location!r} (use file:// or http(s)://)")
 
     # -- REST views ---------------------------------------------------------------------------
@@ -1868,6 +2039,60 @@ def file_sha256(path):
     return h.hexdigest()
 
 
+COLLECTION_SNAPSHOT = "qdrant-standin-snapshot"
+SHARD_SNAPSHOT = "qdrant-standin-shard-snapshot"
+SNAPSHOT_PRIORITIES = ("no_sync", "snapshot", "replica")
+
+
+def snapshot_stamp():
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d-%H-%M-%S")
+
+
+def parse_snapshot(data, checksum, fmt):
+    """The document in snapshot bytes of format `fmt`, once their sha256 matches `checksum` (if
+    given); 400 otherwise, as Qdrant refuses a mismatch or a file that is not a snapshot."""
+    if checksum is not None:
+        actual = hashlib.sha256(data).hexdigest()
+        if not isinstance(checksum, str) or actual != checksum.lower():
+            raise ApiError(400, f"Wrong input: Snapshot checksum mismatch: expected {checksum}, got {actual}")
+    try:
+        doc = loads_json(data)
+        if not isinstance(doc, dict) or doc.get("format") != fmt:
+            raise ValueError(f"not a {'shard' if fmt == SHARD_SNAPSHOT else 'collection'} snapshot of this server")
+    except (ValueError, UnicodeDecodeError) as e:
+        raise ApiError(400, f"Bad request: Invalid snapshot: {e}") from e
+    return doc
+
+
+def snapshot_records(records):
+    """A snapshot's list of stored points ([id, vector, payload]); ValueError if malformed."""
+    if not isinstance(records, list) or not all(isinstance(r, list) and len(r) == 3 for r in records):
+        raise ValueError("malformed points")
+    for r in records:
+        try:
+            point_key(r[0])
+        except ApiError as e:
+            raise ValueError(e.message) from e
+    return records
+
+
+def snapshot_priority(priority):
+    if priority is None:
+        return "replica"
+    if priority not in SNAPSHOT_PRIORITIES:
+        raise format_error(f"unknown variant {json.dumps(priority)} for `priority`, expected one of {', '.join(SNAPSHOT_PRIORITIES)}")
+    return priority
+
+
+def download_snapshot(location, api_key):
+    req = urllib.request.Request(location, headers={"api-key": api_key} if api_key else {})
+    try:
+        with urllib.request.urlopen(req, timeout=60) as r:
+            return r.read()
+    except (OSError, ValueError) as e:
+        raise ApiError(400, f"Bad request: Failed to download snapshot from {location}: {e}") from e
+
+
 def log(msg):
     print(f"{datetime.datetime.now().isoformat(timespec='milliseconds')} standin: {msg}", file=sys.stderr, flush=True)
 
@@ -1963,11 +2188,11 @@ def ok_body(result, t0):
 
 def parse_json_body(body):
     if not body.strip():
-        raise ApiError(400, "Json deserialize error: EOF while parsing a value at line 1 column 0")
+        raise ApiError(400, "Format error in JSON body: EOF while parsing a value at line 1 column 0")
     try:
         return loads_json(body)
     except (ValueError, UnicodeDecodeError) as e:
-        raise ApiError(400, f"Json deserialize error: {e}") from e
+        raise ApiError(400, f"Format error in JSON body: {e}") from e
 
 
 # ----------------------------------------------------------------------------------------
@@ -2172,9 +2397,16 @@ def update_collection(h, node, p, q, body):
 
 @route("DELETE", "/collections/{collection_name}")
 def delete_collection(h, node, p, q, body):
-    check_collection_name(p["collection_name"])
+    # Qdrant answers whether it deleted a collection: false for one that did not exist.
+    try:
+        known_collection(node, p["collection_name"])
+        existed = True
+    except ApiError as e:
+        if e.status != 404:
+            raise
+        existed = False
     node.propose({"op": "delete_collection", "name": p["collection_name"]})
-    return True
+    return existed
 
 
 @route("GET", "/collections/{collection_name}/cluster")
@@ -2189,7 +2421,7 @@ def post_collection_cluster(h, node, p, q, body):
     known_collection(node, name)
     req = want_object(parse_json_body(body), "body")
     if len(req) != 1:
-        raise ApiError(400, "Json deserialize error: expected exactly one cluster operation")
+        raise ApiError(400, "Format error in JSON body: expected exactly one cluster operation")
     (kind, arg), = req.items()
     arg = want_object(arg, kind)
     sid = want_int(arg.get("shard_id"), f"{kind}.shard_id")
@@ -2201,7 +2433,7 @@ def post_collection_cluster(h, node, p, q, body):
         else:
             method = arg.get("method")
             if method is not None and method not in ("stream_records", "snapshot", "wal_delta"):
-                raise ApiError(400, f"Json deserialize error: unknown transfer method {method!r}")
+                raise ApiError(400, f"Format error in JSON body: unknown transfer method {method!r}")
             op = {"op": "start_transfer", "collection": name, "shard_id": sid, "from": src, "to": dst, "sync": kind == "replicate_shard", "method": method}
     elif kind == "drop_replica":
         op = {"op": "drop_replica", "collection": name, "shard_id": sid, "peer_id": want_int(arg.get("peer_id"), "drop_replica.peer_id")}
@@ -2229,7 +2461,7 @@ def get_points(h, node, p, q, body):
     known_collection(node, p["collection_name"])
     req = want_object(parse_json_body(body), "body")
     if not isinstance(req.get("ids"), list):
-        raise ApiError(400, "Json deserialize error: missing field `ids`")
+        raise ApiError(400, "Format error in JSON body: missing field `ids`")
     wanted = [point_key(i) for i in req["ids"]]
     by_key = {point_key(r[0]): r for r in node.all_records(p["collection_name"], {"must": [{"has_id": wanted}]})}
     return [record_out(by_key[k], req.get("with_payload"), req.get("with_vector")) for k in dict.fromkeys(wanted) if k in by_key]
@@ -2256,65 +2488,44 @@ def scroll_points(h, node, p, q, body):
     return {"points": [record_out(r, req.get("with_payload"), req.get("with_vector", False)) for r in page], "next_page_offset": nxt}
 
 
-@route("GET", "/collections/{collection_name}/snapshots")
-def list_snapshots(h, node, p, q, body):
-    known_collection(node, p["collection_name"])
-    return node.list_snapshots(p["collection_name"])
-
-
-@route("POST", "/collections/{collection_name}/snapshots")
-def create_snapshot(h, node, p, q, body):
-    known_collection(node, p["collection_name"])
-    if not query_bool(q, "wait", True):
-        threading.Thread(target=node.create_snapshot, args=(p["collection_name"],), daemon=True).start()
-        return Raw(202, "application/json", json.dumps({"status": "accepted", "time": 0.0}).encode())
-    return node.create_snapshot(p["collection_name"])
-
-
-@route("GET", "/collections/{collection_name}/snapshots/{snapshot_name}")
-def download_snapshot(h, node, p, q, body):
-    known_collection(node, p["collection_name"])
-    with open(node.snapshot_file(p["collection_name"], p["snapshot_name"]), "rb") as f:
-        return Raw(200, "application/octet-stream", f.read())
-
-
-@route("DELETE", "/collections/{collection_name}/snapshots/{snapshot_name}")
-def delete_snapshot(h, node, p, q, body):
-    known_collection(node, p["collection_name"])
-    path = node.snapshot_file(p["collection_name"], p["snapshot_name"])
-    os.remove(path)
-    if os.path.exists(path + ".checksum"):
-        os.remove(path + ".checksum")
-    return True
-
-
-def run_recovery(node, name, data, priority, checksum, wait):
-    if wait:
-        node.recover(name, data, priority, checksum)
-        return True
+def wait_or_accept(q, job, what):
+    """Answers `job()`, or with `wait=false` (Qdrant's default is true) 202 at once while the job
+    runs in the background (a failure is only logged), as Qdrant's snapshot endpoints do."""
+    if query_bool(q, "wait", True):
+        return job()
 
     def background():
         try:
-            node.recover(name, data, priority, checksum)
+            job()
         except ApiError as e:
-            log(f"snapshot recovery of {name} failed: {e.message}")
+            log(f"{what} failed: {e.message}")
+        except Exception:  # a background job must not die silently
+            log(f"{what} failed: {traceback.format_exc()}")
 
     threading.Thread(target=background, daemon=True).start()
     return Raw(202, "application/json", json.dumps({"status": "accepted", "time": 0.0}).encode())
 
 
-@route("PUT", "/collections/{collection_name}/snapshots/recover")
-def recover_snapshot(h, node, p, q, body):
+def file_answer(path):
+    with open(path, "rb") as f:
+        return Raw(200, "application/octet-stream", f.read())
+
+
+def snapshot_recover_request(body):
+    """(location, priority, checksum, api_key) of a SnapshotRecover or ShardSnapshotRecover."""
     req = want_object(parse_json_body(body), "body")
     location = req.get("location")
     if not isinstance(location, str):
-        raise ApiError(400, "Json deserialize error: missing field `location`")
-    data = node.fetch_snapshot(location, req.get("api_key"))
-    return run_recovery(node, p["collection_name"], data, req.get("priority"), req.get("checksum"), query_bool(q, "wait", True))
+        raise format_error("missing field `location`" if location is None else "`location` must be a string")
+    for field in ("checksum", "api_key"):
+        if req.get(field) is not None and not isinstance(req[field], str):
+            raise format_error(f"`{field}` must be a string")
+    return location, snapshot_priority(req.get("priority")), req.get("checksum"), req.get("api_key")
 
 
-@route("POST", "/collections/{collection_name}/snapshots/upload")
-def upload_snapshot(h, node, p, q, body):
+def uploaded_snapshot(h, body, q):
+    """(snapshot bytes, priority, checksum) of an upload: the multipart field `snapshot`, the
+    query parameters `priority` and `checksum`."""
     ctype = h.headers.get("content-type", "")
     if not ctype.startswith("multipart/form-data"):
         raise ApiError(400, "Bad request: expected a multipart/form-data body with a `snapshot` field")
@@ -2325,7 +2536,99 @@ def upload_snapshot(h, node, p, q, body):
             data = part.get_payload(decode=True)
     if data is None:
         raise ApiError(400, "Bad request: the multipart body has no `snapshot` field")
-    return run_recovery(node, p["collection_name"], data, q.get("priority"), q.get("checksum"), query_bool(q, "wait", True))
+    return data, snapshot_priority(q.get("priority")), q.get("checksum")
+
+
+@route("GET", "/collections/{collection_name}/snapshots")
+def list_snapshots(h, node, p, q, body):
+    known_collection(node, p["collection_name"])
+    return node.list_snapshots(p["collection_name"])
+
+
+@route("POST", "/collections/{collection_name}/snapshots")
+def create_snapshot(h, node, p, q, body):
+    name = p["collection_name"]
+    known_collection(node, name)
+    return wait_or_accept(q, lambda: node.create_snapshot(name), f"snapshot of `{name}`")
+
+
+@route("GET", "/collections/{collection_name}/snapshots/{snapshot_name}")
+def download_snapshot_file(h, node, p, q, body):
+    known_collection(node, p["collection_name"])
+    return file_answer(node.snapshot_file(p["collection_name"], p["snapshot_name"]))
+
+
+@route("DELETE", "/collections/{collection_name}/snapshots/{snapshot_name}")
+def delete_snapshot(h, node, p, q, body):
+    known_collection(node, p["collection_name"])
+    path = node.snapshot_file(p["collection_name"], p["snapshot_name"])
+    return wait_or_accept(q, lambda: node.delete_snapshot_file(path), f"deletion of snapshot {p['snapshot_name']}")
+
+
+@route("PUT", "/collections/{collection_name}/snapshots/recover")
+def recover_snapshot(h, node, p, q, body):
+    name = p["collection_name"]
+    location, priority, checksum, api_key = snapshot_recover_request(body)
+    return wait_or_accept(q, lambda: node.recover(name, node.fetch_snapshot(location, api_key), priority, checksum), f"recovery of `{name}`")
+
+
+@route("POST", "/collections/{collection_name}/snapshots/upload")
+def upload_snapshot(h, node, p, q, body):
+    name = p["collection_name"]
+    data, priority, checksum = uploaded_snapshot(h, body, q)
+    return wait_or_accept(q, lambda: node.recover(name, data, priority, checksum), f"recovery of `{name}` from an upload")
+
+
+# Shard snapshots: of the replica on the peer asked (each peer answers for its own replicas).
+SHARD_SNAPSHOTS = "/collections/{collection_name}/shards/{shard_id}/snapshots"
+
+
+def shard_path_params(node, p):
+    """(collection, shard id) from the path; 400 for a shard id that is not a u32, 404 for an
+    unknown collection."""
+    sid = p["shard_id"]
+    if not re.fullmatch(r"\d+", sid) or int(sid) >= 2**32:
+        raise ApiError(400, f"Path deserialize error: can not parse {sid!r} to a u32")
+    known_collection(node, p["collection_name"])
+    return p["collection_name"], int(sid)
+
+
+def shard_job(node, p, q, what, fn):
+    """Qdrant runs the shard snapshot operations whole in the background with wait=false (even
+    their checks), so that is what `fn(collection, shard id)` does here."""
+    return wait_or_accept(q, lambda: fn(*shard_path_params(node, p)), f"{what} of shard {p['shard_id']} of `{p['collection_name']}`")
+
+
+@route("GET", SHARD_SNAPSHOTS)
+def list_shard_snapshots(h, node, p, q, body):
+    return node.list_shard_snapshots(*shard_path_params(node, p))
+
+
+@route("POST", SHARD_SNAPSHOTS)
+def create_shard_snapshot(h, node, p, q, body):
+    return shard_job(node, p, q, "snapshot", node.create_shard_snapshot)
+
+
+@route("GET", SHARD_SNAPSHOTS + "/{snapshot_name}")
+def download_shard_snapshot(h, node, p, q, body):
+    return file_answer(node.shard_snapshot_file(*shard_path_params(node, p), p["snapshot_name"]))
+
+
+@route("DELETE", SHARD_SNAPSHOTS + "/{snapshot_name}")
+def delete_shard_snapshot(h, node, p, q, body):
+    return shard_job(node, p, q, "snapshot deletion", lambda name, sid: node.delete_snapshot_file(node.shard_snapshot_file(name, sid, p["snapshot_name"])))
+
+
+@route("PUT", SHARD_SNAPSHOTS + "/recover")
+def recover_shard_snapshot(h, node, p, q, body):
+    location, priority, checksum, api_key = snapshot_recover_request(body)
+    return shard_job(node, p, q, "recovery", lambda name, sid: node.recover_shard(name, sid, node.fetch_shard_snapshot(name, sid, location, api_key), priority, checksum))
+
+
+@route("POST", SHARD_SNAPSHOTS + "/upload")
+def upload_shard_snapshot(h, node, p, q, body):
+    data, priority, checksum = uploaded_snapshot(h, body, q)
+    return shard_job(node, p, q, "recovery from an upload", lambda name, sid: node.recover_shard(name, sid, data, priority, checksum))
 
 
 # ----------------------------------------------------------------------------------------

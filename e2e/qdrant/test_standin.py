@@ -9,16 +9,20 @@ like conformance.py, and fail (never skip) without them.
 """
 
 import argparse
+import hashlib
 import http.client
+import http.server
 import importlib.util
 import json
 import os
+import random
 import shutil
 import socket
 import ssl
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import unittest
 from pathlib import Path
@@ -95,6 +99,90 @@ class FilterTest(unittest.TestCase):
             match({"must": [{"geo_radius": {}}]}, 1, payload)
 
 
+class CollectionConfigTest(unittest.TestCase):
+    """CreateCollection and UpdateCollection bodies as Qdrant reads them: the wrong JSON type
+    400 ("Format error in JSON body"), out of range 422 ("Validation error in JSON body")."""
+
+    def refused(self, fn, body):
+        with self.assertRaises(standin.ApiError) as cm:
+            fn(body)
+        return cm.exception.status, cm.exception.message
+
+    def create(self, body):
+        return standin.collection_config_from_create(body, 3)
+
+    def test_create_echoes_every_field(self):
+        cfg = self.create({"vectors": {"img": {"size": 8, "distance": "Dot", "on_disk": True, "hnsw_config": {"m": 8}}, "txt": {"size": 4, "distance": "Euclid"}},
+                           "shard_number": 6, "replication_factor": 2, "write_consistency_factor": 2, "on_disk_payload": False,
+                           "hnsw_config": {"ef_construct": 64, "unknown": 1}, "optimizers_config": {"indexing_threshold": 0, "max_optimization_threads": "auto"},
+                           "quantization_config": {"scalar": {"type": "int8", "quantile": 0.99, "always_ram": True}}})
+        params = cfg["params"]
+        self.assertEqual((params["shard_number"], params["replication_factor"], params["write_consistency_factor"], params["on_disk_payload"]), (6, 2, 2, False))
+        self.assertEqual(params["vectors"]["img"], {"size": 8, "distance": "Dot", "on_disk": True, "hnsw_config": {"m": 8}})
+        self.assertEqual(cfg["hnsw_config"], {**standin.HNSW_DEFAULTS, "ef_construct": 64}, "unknown fields are ignored")
+        self.assertEqual((cfg["optimizer_config"]["indexing_threshold"], cfg["optimizer_config"]["max_optimization_threads"]), (0, None))
+        self.assertEqual(cfg["quantization_config"]["scalar"]["quantile"], 0.99)
+        self.assertEqual(self.create({})["params"]["shard_number"], 3, "shard_number defaults to the number of peers")
+
+    def test_bad_create_bodies(self):
+        cases = [
+            ({"vectors": {"size": 0, "distance": "Dot"}}, 400, "Format error in JSON body"),
+            ({"vectors": {"size": 4, "distance": "Cosinus"}}, 400, "unknown variant"),
+            ({"vectors": {"a": {"size": 0, "distance": "Dot"}}}, 400, "vectors.a.size"),
+            ({"vectors": {"size": "four", "distance": "Dot"}}, 400, "vectors.size"),
+            ({"vectors": {"size": 65537, "distance": "Dot"}}, 422, "Validation error in JSON body: [vectors.size"),
+            ({"shard_number": 0}, 422, "[shard_number: value 0 invalid"),
+            ({"replication_factor": 0}, 422, "replication_factor"),
+            ({"write_consistency_factor": -1}, 400, "write_consistency_factor"),
+            ({"on_disk_payload": "yes"}, 400, "on_disk_payload"),
+            ({"hnsw_config": {"ef_construct": 2}}, 422, "hnsw_config.ef_construct"),
+            ({"optimizers_config": {"deleted_threshold": 1.5}}, 422, "optimizers_config.deleted_threshold"),
+            ({"quantization_config": {"scalar": {"type": "int8", "quantile": 0.1}}}, 422, "quantile"),
+            ({"quantization_config": "Disabled"}, 400, "quantization_config"),
+        ]
+        for body, status, text in cases:
+            with self.subTest(body=body):
+                got_status, message = self.refused(self.create, body)
+                self.assertEqual(got_status, status, message)
+                self.assertIn(text, message)
+
+    def test_update(self):
+        cfg = self.create({"vectors": {"size": 4, "distance": "Cosine", "hnsw_config": {"m": 8}, "quantization_config": {"binary": {}}}, "shard_number": 2})
+        new = standin.apply_collection_update(cfg, {
+            "params": {"replication_factor": 3, "write_consistency_factor": 2, "on_disk_payload": False, "read_fan_out_factor": 1},
+            "optimizers_config": {"indexing_threshold": 20000}, "hnsw_config": {"m": 32, "on_disk": True},
+            "quantization_config": {"scalar": {"type": "int8"}},
+            "vectors": {"": {"on_disk": True, "hnsw_config": {}, "quantization_config": "Disabled"}},
+        })
+        params = new["params"]
+        self.assertEqual((params["replication_factor"], params["write_consistency_factor"], params["on_disk_payload"], params["read_fan_out_factor"]), (3, 2, False, 1))
+        self.assertEqual(params["vectors"], {"size": 4, "distance": "Cosine", "on_disk": True}, "{} unsets hnsw_config, Disabled the quantization")
+        self.assertEqual((new["hnsw_config"]["m"], new["hnsw_config"]["on_disk"], new["optimizer_config"]["indexing_threshold"]), (32, True, 20000))
+        self.assertEqual(new["quantization_config"], {"scalar": {"type": "int8"}})
+        self.assertIsNone(standin.apply_collection_update(new, {"quantization_config": "Disabled"})["quantization_config"])
+        self.assertEqual(cfg["params"]["replication_factor"], 1, "the stored config is not changed in place")
+        update = lambda body: standin.apply_collection_update(cfg, body)  # noqa: E731
+        self.assertEqual(self.refused(update, {"params": {"replication_factor": 0}})[0], 422)
+        self.assertEqual(self.refused(update, {"vectors": {"other": {"on_disk": True}}}), (400, "Wrong input: Not existing vector name error: other"))
+        self.assertEqual(self.refused(update, {"vectors": {"": {"hnsw_config": {"ef_construct": 1}}}})[0], 422)
+
+
+class SnapshotFileTest(unittest.TestCase):
+    """What a recovery accepts as snapshot bytes."""
+
+    def test_checksum_and_format(self):
+        data = json.dumps({"format": standin.SHARD_SNAPSHOT, "points": [[1, [0.5], None]]}).encode()
+        good = hashlib.sha256(data).hexdigest()
+        self.assertEqual(standin.parse_snapshot(data, good.upper(), standin.SHARD_SNAPSHOT)["points"], [[1, [0.5], None]])
+        for blob, checksum, fmt, text in ((data, "0" * 64, standin.SHARD_SNAPSHOT, "checksum mismatch"), (data[:-3], good, standin.SHARD_SNAPSHOT, "checksum mismatch"),
+                                          (data[:-3], None, standin.SHARD_SNAPSHOT, "Invalid snapshot"), (data, None, standin.COLLECTION_SNAPSHOT, "not a collection snapshot")):
+            with self.assertRaisesRegex(standin.ApiError, text) as cm:
+                standin.parse_snapshot(blob, checksum, fmt)
+            self.assertEqual(cm.exception.status, 400)
+        with self.assertRaises(ValueError):
+            standin.snapshot_records([[1, [0.5]]])
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -143,6 +231,37 @@ class SinglePeerTest(unittest.TestCase):
         self.assertEqual(self.request("POST", "/__standin/fail")[0], 404, "fault hooks must be off by default")
         unsupported = {"filter": {"must": [{"key": "loc", "geo_radius": {}}]}}
         self.assertEqual(self.request("POST", "/collections/x/points/count", unsupported)[0], 400)
+
+    def test_collection_create_update_delete(self):
+        self.start({})
+        body = {"vectors": {"img": {"size": 4, "distance": "Dot"}, "txt": {"size": 2, "distance": "Euclid", "on_disk": True}}, "shard_number": 3,
+                "replication_factor": 1, "write_consistency_factor": 1, "on_disk_payload": False, "hnsw_config": {"m": 8},
+                "quantization_config": {"scalar": {"type": "int8", "always_ram": True}}}
+        self.assertEqual(self.request("PUT", "/collections/c", body)[1]["result"], True)
+        self.assertEqual(self.request("PUT", "/collections/c/points?wait=true", {"points": [{"id": i, "vector": {"img": [1, 2, 3, 4], "txt": [1, 2]}} for i in range(7)]})[0], 200)
+        info = self.request("GET", "/collections/c")[1]["result"]
+        self.assertEqual((info["status"], info["points_count"], info["segments_count"]), ("green", 7, 6))
+        self.assertEqual(info["config"]["params"]["vectors"]["txt"], {"size": 2, "distance": "Euclid", "on_disk": True})
+        patch = {"params": {"replication_factor": 2, "write_consistency_factor": 2, "on_disk_payload": True}, "optimizers_config": {"indexing_threshold": 0},
+                 "hnsw_config": {"ef_construct": 50}, "quantization_config": "Disabled", "vectors": {"img": {"on_disk": True, "hnsw_config": {"m": 4}}}}
+        self.assertEqual(self.request("PATCH", "/collections/c", patch)[1]["result"], True)
+        cfg = self.request("GET", "/collections/c")[1]["result"]["config"]
+        params = cfg["params"]
+        self.assertEqual((params["replication_factor"], params["write_consistency_factor"], params["on_disk_payload"]), (2, 2, True))
+        self.assertEqual(params["vectors"]["img"], {"size": 4, "distance": "Dot", "on_disk": True, "hnsw_config": {"m": 4}})
+        self.assertEqual((cfg["optimizer_config"]["indexing_threshold"], cfg["hnsw_config"]["ef_construct"], cfg["hnsw_config"]["m"], cfg["quantization_config"]), (0, 50, 8, None))
+        for method, path, bad, status in (("PUT", "/collections/d", {"vectors": {"size": 0, "distance": "Dot"}}, 400), ("PUT", "/collections/d", {"vectors": {"size": 4, "distance": "Hamming"}}, 400),
+                                          ("PUT", "/collections/d", {"vectors": {"size": 4, "distance": "Dot"}, "shard_number": 0}, 422),
+                                          ("PATCH", "/collections/c", {"params": {"replication_factor": 0}}, 422), ("PATCH", "/collections/c", {"hnsw_config": {"m": "many"}}, 400),
+                                          ("PATCH", "/collections/missing", {"params": {}}, 404)):
+            got, answer = self.request(method, path, bad)
+            self.assertEqual(got, status, f"{method} {path} {bad}: {answer}")
+            self.assertIsInstance(answer["status"]["error"], str)
+            self.assertIsInstance(answer["time"], float)
+        self.assertEqual(self.request("GET", "/collections/d")[0], 404, "a refused create must not create the collection")
+        self.assertEqual(self.request("DELETE", "/collections/c")[1]["result"], True)
+        self.assertEqual(self.request("DELETE", "/collections/c")[1]["result"], False, "Qdrant answers false for a collection it did not delete")
+        self.assertEqual(self.request("GET", "/collections/c")[0], 404)
 
     def test_fault_hooks(self):
         self.start({"QDRANT_STANDIN_FAULTS": "1"})
@@ -331,14 +450,18 @@ class Peer:
         return (self.dir / "peer.log").read_text(errors="replace")
 
     def request(self, method, path, body=None):
-        conn = http.client.HTTPConnection("127.0.0.1", self.http_port, timeout=10)
+        return self.raw_request(method, path, None if body is None else json.dumps(body).encode(), "application/json")
+
+    def raw_request(self, method, path, data, content_type):
+        """(status, decoded JSON answer or the raw bytes of any other answer)."""
+        conn = http.client.HTTPConnection("127.0.0.1", self.http_port, timeout=30)
         try:
-            conn.request(method, path, body=None if body is None else json.dumps(body), headers={"content-type": "application/json"})
+            conn.request(method, path, body=data, headers={"content-type": content_type})
             r = conn.getresponse()
-            data = r.read()
+            answer = r.read()
         finally:
             conn.close()
-        return r.status, json.loads(data) if r.getheader("content-type", "").startswith("application/json") else data
+        return r.status, json.loads(answer) if r.getheader("content-type", "").startswith("application/json") else answer
 
     def result(self, method, path, body=None):
         status, answer = self.request(method, path, body)
@@ -770,6 +893,213 @@ class StalledTransferTest(ClusterTestCase):
         a.result("POST", "/collections/s/cluster", replicate)
         self.wait_for("a transfer after heal finished", done, timeout=10)
         self.assertEqual(dst.count("s"), 20)
+
+
+class SnapshotStore:
+    """Stands in for S3 in the backup tests: serves the bytes it holds over plain HTTP, as a
+    presigned URL would."""
+
+    def __init__(self):
+        self.blobs = {}
+        blobs = self.blobs
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                data = blobs.get(self.path.lstrip("/"))
+                self.send_response(200 if data is not None else 404)
+                self.send_header("content-length", str(len(data or b"")))
+                self.end_headers()
+                self.wfile.write(data or b"")
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def url(self, key):
+        return f"http://127.0.0.1:{self.server.server_address[1]}/{key}"
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class ShardSnapshotTest(ClusterTestCase):
+    """Shard snapshots taken through each peer of its own replicas, and restored onto the peer
+    that holds the shard: the backup and restore the operator performs."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.multipart = staticmethod(load("conformance").multipart)
+
+    def setUp(self):
+        super().setUp()
+        self.store = SnapshotStore()
+        self.addCleanup(self.store.close)
+
+    @staticmethod
+    def holders(peer, name):
+        """{shard id: [peer ids holding it]}."""
+        return {sid: sorted(reps) for sid, reps in peer.layout(name)[0].items()}
+
+    def local_counts(self, peer, name):
+        return {s["shard_id"]: s["points_count"] for s in peer.result("GET", f"/collections/{name}/cluster")["local_shards"]}
+
+    def snapshot(self, peer, name, sid):
+        """Takes a shard snapshot through `peer`; returns (description, downloaded bytes)."""
+        desc = peer.result("POST", f"/collections/{name}/shards/{sid}/snapshots?wait=true")
+        status, data = peer.request("GET", f"/collections/{name}/shards/{sid}/snapshots/{desc['name']}")
+        self.assertEqual(status, 200)
+        self.assertEqual((len(data), hashlib.sha256(data).hexdigest()), (desc["size"], desc["checksum"]), "the download must match the description")
+        return desc, data
+
+    def upload(self, peer, name, sid, data, query=""):
+        body, ctype = self.multipart("snapshot", "shard.snapshot", data)
+        return peer.raw_request("POST", f"/collections/{name}/shards/{sid}/snapshots/upload{query}", body, ctype)
+
+    def test_backup_and_restore_of_1000_points_over_6_shards(self):
+        peers = self.cluster(3)
+        by_id = {p.peer_id(): p for p in peers}
+        create = {"vectors": {"size": 8, "distance": "Cosine"}, "shard_number": 6, "replication_factor": 1}
+        rng = random.Random(7)
+        written = {i: ([rng.uniform(-1, 1) for _ in range(8)], {"i": i, "tag": f"t{i % 7}"}) for i in range(1000)}
+        peers[0].result("PUT", "/collections/bk", create)
+        peers[1].result("PUT", "/collections/bk/points?wait=true", {"points": [{"id": i, "vector": v, "payload": pl} for i, (v, pl) in written.items()]})
+        layout = self.holders(peers[0], "bk")
+        self.assertEqual(sorted(len(h) for h in layout.values()), [1] * 6)
+        self.assertEqual(set(h[0] for h in layout.values()), set(by_id), "every peer holds shards")
+        # Backup: every shard from every peer that holds one, through that peer.
+        backup = {}
+        for pid, peer in by_id.items():
+            for sid in sorted(self.local_counts(peer, "bk")):
+                desc, data = self.snapshot(peer, "bk", sid)
+                backup[sid] = (desc, len(json.loads(data)["points"]))
+                self.store.blobs[f"bk/{sid}"] = data
+            other = next(s for s, h in layout.items() if h != [pid])
+            status, body = peer.request("POST", f"/collections/bk/shards/{other}/snapshots")
+            self.assertEqual(status, 400, f"a peer without shard {other} must refuse its snapshot: {body}")
+        self.assertEqual(sorted(backup), list(range(6)))
+        self.assertEqual(sum(n for _, n in backup.values()), 1000, "the snapshots hold every point")
+        # Disaster: the collection is gone. Recreate it and restore each shard on its holder,
+        # half from a URL (with the checksum), half uploaded.
+        self.assertIs(peers[2].result("DELETE", "/collections/bk"), True)
+        self.assertEqual(peers[0].request("GET", "/collections/bk")[0], 404)
+        peers[2].result("PUT", "/collections/bk", create)
+        self.assertEqual(peers[0].count("bk"), 0)
+        for sid, (holder,) in self.holders(peers[0], "bk").items():
+            desc, _ = backup[sid]
+            if sid % 2:
+                status, body = self.upload(by_id[holder], "bk", sid, self.store.blobs[f"bk/{sid}"], f"?checksum={desc['checksum']}&wait=true")
+                self.assertEqual((status, body.get("result")), (200, True), body)
+            else:
+                recover = {"location": self.store.url(f"bk/{sid}"), "checksum": desc["checksum"]}
+                self.assertIs(by_id[holder].result("PUT", f"/collections/bk/shards/{sid}/snapshots/recover", recover), True)
+        for p in peers:
+            self.assertEqual(p.count("bk"), 1000, f"count through {p.name}")
+        self.assertEqual({sid: n for p in peers for sid, n in self.local_counts(p, "bk").items()}, {sid: n for sid, (_, n) in backup.items()})
+        page = peers[0].result("POST", "/collections/bk/points/scroll", {"limit": 2000, "with_vector": True, "with_payload": True})
+        restored = {pt["id"]: (pt["vector"], pt["payload"]) for pt in page["points"]}
+        self.assertEqual(restored, written, "every point back with identical vector and payload")
+
+    def test_bad_snapshots_are_refused_and_leave_the_replica_alone(self):
+        a, b = self.cluster(2)
+        a.result("PUT", "/collections/s", {"vectors": {"size": 2, "distance": "Dot"}, "shard_number": 2, "replication_factor": 1})
+        self.upsert(a, "s", range(40))
+        sid = 0
+        holder, other = (a, b) if self.holders(a, "s")[sid] == [a.peer_id()] else (b, a)
+        before = self.local_counts(holder, "s")[sid]
+        desc, data = self.snapshot(holder, "s", sid)
+        self.upsert(a, "s", range(40, 80))
+        grown = self.local_counts(holder, "s")[sid]
+        self.assertGreater(grown, before)
+        corrupt = data[:-20] + b"x" * 20
+        self.store.blobs["corrupt"] = corrupt
+        _, collection_snapshot = holder.request("GET", f"/collections/s/snapshots/{holder.result('POST', '/collections/s/snapshots')['name']}")
+        path = f"/collections/s/shards/{sid}/snapshots"
+        refusals = [
+            ("upload of a corrupted file with the original checksum", self.upload(holder, "s", sid, corrupt, f"?checksum={desc['checksum']}"), "checksum mismatch"),
+            ("upload of a corrupted file", self.upload(holder, "s", sid, corrupt), "Invalid snapshot"),
+            ("upload with a wrong checksum", self.upload(holder, "s", sid, data, "?checksum=" + "0" * 64), "checksum mismatch"),
+            ("a collection snapshot as a shard snapshot", self.upload(holder, "s", sid, collection_snapshot), "Invalid snapshot"),
+            ("a URL with a wrong checksum", holder.request("PUT", f"{path}/recover", {"location": self.store.url("corrupt"), "checksum": desc["checksum"]}), "checksum mismatch"),
+            ("a name with a wrong checksum", holder.request("PUT", f"{path}/recover", {"location": desc["name"], "checksum": "f" * 64}), "checksum mismatch"),
+            ("a URL that answers 404", holder.request("PUT", f"{path}/recover", {"location": self.store.url("missing")}), "Failed to download"),
+            ("a file:// URL", holder.request("PUT", f"{path}/recover", {"location": f"file:///tmp/{desc['name']}"}), "file scheme"),
+            ("a peer without the shard", other.request("PUT", f"{path}/recover", {"location": self.store.url("corrupt")}), "not a local shard"),
+        ]
+        for what, (status, body), text in refusals:
+            with self.subTest(what):
+                self.assertEqual(status, 400, body)
+                self.assertIn(text, body["status"]["error"])
+        self.assertEqual(self.local_counts(holder, "s")[sid], grown, "a refused recovery must not touch the replica")
+        self.assertEqual(holder.request("PUT", f"{path}/recover", {"location": "no-such.snapshot"})[0], 404)
+        # The genuine snapshot, by name, with its checksum: the points written since are gone.
+        self.assertIs(holder.result("PUT", f"{path}/recover", {"location": desc["name"], "checksum": desc["checksum"]}), True)
+        self.assertEqual(self.local_counts(holder, "s")[sid], before)
+        self.assertEqual(a.count("s"), 80 - (grown - before))
+
+    def test_endpoint_answers(self):
+        a, b = self.cluster(2)
+        a.result("PUT", "/collections/e", {"vectors": {"size": 2, "distance": "Dot"}, "shard_number": 2, "replication_factor": 1})
+        self.upsert(a, "e", range(10))
+        layout = self.holders(a, "e")
+        holder = a if layout[0] == [a.peer_id()] else b
+        other = b if holder is a else a
+        self.assertEqual(holder.request("POST", "/collections/e/shards/0/snapshots?wait=false")[0], 202)
+        listed = self.wait_for("the snapshot taken with wait=false", lambda: holder.result("GET", "/collections/e/shards/0/snapshots"))
+        name = listed[0]["name"]
+        self.assertRegex(name, r"^e-shard-0-\d{4}-\d{2}-\d{2}-\d{2}-\d{2}-\d{2}\.snapshot$")
+        self.assertRegex(listed[0]["checksum"], "^[0-9a-f]{64}$")
+        for method, path, status in (("GET", "/collections/e/shards/0/snapshots", 400), ("POST", "/collections/e/shards/0/snapshots", 400),
+                                     ("GET", f"/collections/e/shards/0/snapshots/{name}", 400)):
+            self.assertEqual(other.request(method, path)[0], status, f"{method} {path} on the peer without the shard")
+        for path, status in (("/collections/e/shards/9/snapshots", 404), ("/collections/e/shards/x/snapshots", 400), ("/collections/nope/shards/0/snapshots", 404),
+                             ("/collections/e/shards/0/snapshots/nope.snapshot", 404), ("/collections/e/shards/0/snapshots/..%2Fx.snapshot", 404)):
+            status_got, body = holder.request("GET", path)
+            self.assertEqual(status_got, status, f"GET {path}: {body}")
+            self.assertIsInstance(body["status"]["error"], str)
+        self.assertEqual(holder.request("DELETE", f"/collections/e/shards/0/snapshots/{name}?wait=false")[0], 202)
+        self.wait_for("the snapshot deleted with wait=false", lambda: holder.result("GET", "/collections/e/shards/0/snapshots") == [])
+        self.assertEqual(holder.request("DELETE", f"/collections/e/shards/0/snapshots/{name}")[0], 404)
+        # Collection snapshots: wait=false answers, checksum refusals, 404s.
+        self.assertEqual(holder.request("POST", "/collections/e/snapshots?wait=false")[0], 202)
+        desc = self.wait_for("the collection snapshot", lambda: holder.result("GET", "/collections/e/snapshots"))[0]
+        self.assertEqual(holder.request("POST", "/collections/nope/snapshots?wait=false")[0], 404)
+        _, data = holder.request("GET", f"/collections/e/snapshots/{desc['name']}")
+        self.store.blobs["coll"] = data
+        status, body = holder.request("PUT", "/collections/e/snapshots/recover", {"location": self.store.url("coll"), "checksum": "0" * 64})
+        self.assertEqual(status, 400, body)
+        self.assertIn("checksum mismatch", body["status"]["error"])
+        self.assertEqual(holder.request("PUT", "/collections/e/snapshots/recover", {"location": self.store.url("coll"), "priority": "bogus"})[0], 400)
+        self.assertIs(holder.result("PUT", "/collections/e/snapshots/recover", {"location": self.store.url("coll"), "checksum": desc["checksum"], "priority": "snapshot"}), True)
+        self.assertEqual(holder.request("DELETE", f"/collections/e/snapshots/{desc['name']}?wait=false")[0], 202)
+        self.wait_for("the collection snapshot deleted", lambda: holder.result("GET", "/collections/e/snapshots") == [])
+        self.assertEqual(holder.request("GET", f"/collections/e/snapshots/{desc['name']}")[0], 404)
+        self.assertEqual(a.count("e"), 10)
+
+    def test_priorities_with_two_replicas(self):
+        a, b = self.cluster(2)
+        a.result("PUT", "/collections/r", {"vectors": {"size": 2, "distance": "Dot"}, "shard_number": 1, "replication_factor": 2})
+        self.upsert(a, "r", range(20))
+        desc, data = self.snapshot(a, "r", 0)
+        self.store.blobs["r"] = data
+        path = "/collections/r/shards/0/snapshots/recover"
+
+        def counts():
+            return self.local_counts(a, "r")[0], self.local_counts(b, "r")[0]
+
+        self.upsert(a, "r", range(20, 30))
+        # replica (the default): the other Active replica stays the source of truth.
+        self.assertIs(a.result("PUT", path, {"location": self.store.url("r")}), True)
+        self.assertEqual(counts(), (30, 30))
+        # no_sync: only this replica takes the snapshot.
+        self.assertIs(a.result("PUT", path, {"location": self.store.url("r"), "priority": "no_sync"}), True)
+        self.assertEqual(counts(), (20, 30))
+        # snapshot: every replica takes it.
+        self.assertIs(b.result("PUT", path, {"location": self.store.url("r"), "priority": "snapshot"}), True)
+        self.assertEqual(counts(), (20, 20))
+        self.assertEqual(b.count("r"), 20)
 
 
 class ValidatorNegativeControls(unittest.TestCase):
