@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # API keys from a user's Secret (apikeySecretKeyRef, readApikeySecretKeyRef): the Pods use the
-# Secret's keys; a missing Secret or key is reported in status and nothing is created; setting
+# Secret's keys; a missing Secret or key, or an empty key, is reported in status and nothing
+# is created; setting
 # both a literal and a reference is refused by the API server; rotating the Secret rolls the
 # Pods, one at a time, onto the new key, and the old key stops working.
 # Runs unchanged with QDRANT_BIN.
@@ -10,7 +11,7 @@ qc=fromsecret
 missing=fromsecret-missing
 cleanup() {
   delete_qcs "$qc" "$missing"
-  kc delete secret user-keys -n "$TEST_NS" --ignore-not-found >/dev/null 2>&1 || true
+  kc delete secret user-keys empty-keys -n "$TEST_NS" --ignore-not-found >/dev/null 2>&1 || true
 }
 trap cleanup EXIT
 wait_for_operator_ready 120
@@ -33,6 +34,13 @@ wait_until 60 "$missing to report the missing Secret" bash -c "[ \"\$('$KUBECTL'
 grep -q "no-such-secret" <<<"$(qc_field "$missing" .status.message)" || fail "the status does not name the Secret: $(qc_field "$missing" .status.message)"
 absent sts "$missing" -n "$TEST_NS" || fail "a StatefulSet was created without its key"
 info "missing Secret: $(qc_field "$missing" .status.message)"
+# An empty key would turn authentication off: it counts as missing.
+kc create secret generic empty-keys -n "$TEST_NS" --from-literal=admin= >/dev/null
+apply_qc "$missing" 1 "  apikeySecretKeyRef: {name: empty-keys, key: admin}"
+names_empty() { grep -q "empty-keys.*or it is empty" <<<"$(qc_field "$missing" .status.message)"; }
+wait_until 60 "$missing to report the empty key" names_empty
+absent sts "$missing" -n "$TEST_NS" || fail "a StatefulSet was created with an empty key"
+info "empty key: $(qc_field "$missing" .status.message)"
 
 user_keys admin-one reader-one
 apply_qc "$qc" 3 "  apikeySecretKeyRef: {name: user-keys, key: admin}

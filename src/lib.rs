@@ -26,6 +26,9 @@ pub enum Error {
     Random(String),
     #[error("making a TLS certificate failed: {0}")]
     Certificate(String),
+    /// Something the spec refers to went missing after it was checked.
+    #[error("{0}")]
+    Spec(String),
 }
 
 impl Error {
@@ -39,6 +42,7 @@ impl Error {
         match self {
             Error::Kube(kube::Error::Api(s)) if s.code == 409 => "conflict",
             Error::Kube(kube::Error::Api(s)) if s.code == 422 || s.code == 400 => "invalid",
+            Error::Spec(_) => "invalid",
             Error::Kube(kube::Error::Api(_)) => "api",
             Error::Kube(_) => "transport",
             Error::NotLeader(_) => "not_leader",
@@ -61,7 +65,7 @@ mod tests {
     #[test]
     fn every_failure_category_is_listed_and_leadership_is_not_a_failure() {
         let api = |code| Error::Kube(kube::Error::Api(kube::core::Status::failure("m", "r").with_code(code).boxed()));
-        let failures = [api(409), api(422), api(400), api(500), Error::Kube(kube::Error::LinesCodecMaxLineLengthExceeded), Error::Random("x".into()), Error::Certificate("x".into())];
+        let failures = [api(409), api(422), api(400), api(500), Error::Kube(kube::Error::LinesCodecMaxLineLengthExceeded), Error::Random("x".into()), Error::Certificate("x".into()), Error::Spec("x".into())];
         for e in &failures {
             assert!(!e.is_leadership(), "{e}");
             assert!(Error::FAILURE_CATEGORIES.contains(&e.category()), "{} is not in FAILURE_CATEGORIES", e.category());

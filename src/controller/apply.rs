@@ -213,9 +213,10 @@ pub async fn missing_secrets(client: &Client, qc: &QdrantCluster, refs: &[Secret
         match api.get_opt(&r.name).await? {
             None => missing.push(format!("Secret {ns}/{} ({}) does not exist", r.name, r.field)),
             Some(s) => {
-                let absent: Vec<&str> = r.keys.iter().map(String::as_str).filter(|k| !s.data.as_ref().is_some_and(|d| d.contains_key(*k))).collect();
+                // An empty value is as good as none: an empty API key would turn authentication off.
+                let absent: Vec<&str> = r.keys.iter().map(String::as_str).filter(|k| !s.data.as_ref().and_then(|d| d.get(*k)).is_some_and(|v| !v.0.is_empty())).collect();
                 if !absent.is_empty() {
-                    missing.push(format!("Secret {ns}/{} ({}) has no key {}", r.name, r.field, absent.join(", ")));
+                    missing.push(format!("Secret {ns}/{} ({}) has no key {}, or it is empty", r.name, r.field, absent.join(", ")));
                 }
             }
         }
@@ -303,8 +304,15 @@ async fn resolve_key(client: &Client, guard: &LeadershipGuard, qc: &QdrantCluste
     match setting {
         KeySetting::Off => return Ok((None, false)),
         KeySetting::Literal(k) => return Ok((Some(k), false)),
-        // Checked to exist with this key (`missing_secrets`) before anything is written.
-        KeySetting::FromSecret(r) => return Ok((api.get_opt(&r.name).await?.and_then(|s| secret_value(&s, &r.key)), false)),
+        // Checked to exist with a non-empty key (`missing_secrets`) before anything is written;
+        // gone since, it fails this reconcile rather than turn authentication off.
+        KeySetting::FromSecret(r) => {
+            let value = api.get(&r.name).await?;
+            return match secret_value(&value, &r.key) {
+                Some(k) => Ok((Some(k), false)),
+                None => Err(Error::Spec(format!("Secret {} has no key {}, or it is empty", r.name, r.key))),
+            };
+        }
         KeySetting::Generate => {}
     }
     // From here on the key is a generated one.
