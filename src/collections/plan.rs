@@ -1,0 +1,145 @@
+//! Pure: from a QdrantCollection's spec to what Qdrant is asked, and from what Qdrant has to
+//! what must change. Qdrant fixes a collection's vectors and shard number at creation; its
+//! replication and write consistency factors, `on_disk_payload`, HNSW, optimizer and
+//! quantization settings change in place (`PATCH /collections/{name}`). A collection that
+//! exists with other fixed settings is reported, never dropped.
+
+use serde_json::{json, Value};
+
+use super::crd::QdrantCollectionSpec;
+
+/// Settings Qdrant lets change in place, under `config.params` of `GET /collections/{name}`.
+const PARAMS: &[&str] = &["replication_factor", "write_consistency_factor", "on_disk_payload"];
+/// Sections Qdrant lets change in place, top level of the create body and of `config`.
+const SECTIONS: &[(&str, &str)] = &[("hnsw_config", "hnsw_config"), ("optimizers_config", "optimizer_config"), ("quantization_config", "quantization_config")];
+
+/// The body of `PUT /collections/{name}`: the spec's fields, with `config` merged over them.
+pub fn create_body(spec: &QdrantCollectionSpec) -> Value {
+    let mut body = json!({
+        "vectors": {"size": spec.vector_size, "distance": spec.distance, "on_disk": spec.on_disk},
+        "shard_number": spec.shard_number,
+        "replication_factor": spec.replication_factor,
+    });
+    if let Some(w) = spec.write_consistency_factor {
+        body["write_consistency_factor"] = json!(w);
+    }
+    if let (Some(Value::Object(cfg)), Value::Object(b)) = (&spec.config, &mut body) {
+        for (k, v) in cfg {
+            b.insert(k.clone(), v.clone());
+        }
+    }
+    body
+}
+
+/// Whether everything in `want` is in `have` with the same value (objects compared key by key,
+/// so that Qdrant's extra defaults do not count as differences).
+fn contains(have: &Value, want: &Value) -> bool {
+    match (have, want) {
+        (Value::Object(h), Value::Object(w)) => w.iter().all(|(k, v)| h.get(k).is_some_and(|hv| contains(hv, v))),
+        (Value::Number(a), Value::Number(b)) => a.as_f64() == b.as_f64(),
+        (a, b) => a == b,
+    }
+}
+
+/// What to do about a collection, given the body it is created with and the `config` of the
+/// collection Qdrant has (`None`: it does not exist).
+#[derive(Debug, PartialEq)]
+pub enum Step {
+    Create(Value),
+    /// `PATCH /collections/{name}` with this body.
+    Update(Value),
+    /// Nothing to change.
+    InSync,
+    /// Exists with settings fixed at creation that differ: reported, never dropped.
+    Conflict(Vec<String>),
+}
+
+/// Pure: the next step.
+pub fn step(body: &Value, existing: Option<&Value>) -> Step {
+    let Some(config) = existing else { return Step::Create(body.clone()) };
+    let mut fixed = Vec::new();
+    let vectors = &config["params"]["vectors"];
+    for k in ["size", "distance"] {
+        if !contains(&vectors[k], &body["vectors"][k]) {
+            fixed.push(format!("vectors.{k} is {} in Qdrant, {} in the spec", vectors[k], body["vectors"][k]));
+        }
+    }
+    if !contains(&config["params"]["shard_number"], &body["shard_number"]) {
+        fixed.push(format!("shard_number is {} in Qdrant, {} in the spec", config["params"]["shard_number"], body["shard_number"]));
+    }
+    if !fixed.is_empty() {
+        return Step::Conflict(fixed);
+    }
+    let mut patch = serde_json::Map::new();
+    let mut params = serde_json::Map::new();
+    for k in PARAMS {
+        if let Some(want) = body.get(*k) {
+            if !contains(&config["params"][*k], want) {
+                params.insert((*k).into(), want.clone());
+            }
+        }
+    }
+    if !params.is_empty() {
+        patch.insert("params".into(), Value::Object(params));
+    }
+    for (in_body, in_config) in SECTIONS {
+        if let Some(want) = body.get(*in_body) {
+            if !contains(&config[*in_config], want) {
+                patch.insert((*in_body).into(), want.clone());
+            }
+        }
+    }
+    if let Some(on_disk) = body["vectors"].get("on_disk") {
+        if !contains(&vectors["on_disk"], on_disk) && !(on_disk == &json!(false) && vectors["on_disk"].is_null()) {
+            patch.insert("vectors".into(), json!({"": {"on_disk": on_disk}}));
+        }
+    }
+    if patch.is_empty() { Step::InSync } else { Step::Update(Value::Object(patch)) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(v: Value) -> QdrantCollectionSpec {
+        serde_json::from_value(v).unwrap()
+    }
+
+    /// `config` as Qdrant answers for a collection made from `body`, with its own defaults.
+    fn qdrant_config(body: &Value) -> Value {
+        json!({
+            "params": {"vectors": body["vectors"], "shard_number": body["shard_number"], "replication_factor": body["replication_factor"], "write_consistency_factor": 1, "on_disk_payload": true},
+            "hnsw_config": {"m": 16, "ef_construct": 100, "full_scan_threshold": 10000},
+            "optimizer_config": {"deleted_threshold": 0.2, "vacuum_min_vector_number": 1000},
+            "quantization_config": null
+        })
+    }
+
+    #[test]
+    fn the_older_operators_body_with_config_merged_at_the_top() {
+        let b = create_body(&spec(json!({"cluster": "c", "vectorSize": 10, "onDisk": false, "shardNumber": 6, "replicationFactor": 2, "config": {"hnsw_config": {"m": 32}}})));
+        assert_eq!(b, json!({"vectors": {"size": 10, "distance": "Cosine", "on_disk": false}, "shard_number": 6, "replication_factor": 2, "hnsw_config": {"m": 32}}));
+    }
+
+    #[test]
+    fn missing_means_create_and_the_same_means_nothing() {
+        let b = create_body(&spec(json!({"cluster": "c", "vectorSize": 4, "shardNumber": 3})));
+        assert_eq!(step(&b, None), Step::Create(b.clone()));
+        assert_eq!(step(&b, Some(&qdrant_config(&b))), Step::InSync, "Qdrant's extra defaults are no difference");
+    }
+
+    #[test]
+    fn changeable_settings_are_patched_and_only_those() {
+        let old = create_body(&spec(json!({"cluster": "c", "vectorSize": 4})));
+        let new = create_body(&spec(json!({"cluster": "c", "vectorSize": 4, "replicationFactor": 2, "config": {"hnsw_config": {"m": 32}, "optimizers_config": {"deleted_threshold": 0.2}}})));
+        assert_eq!(step(&new, Some(&qdrant_config(&old))), Step::Update(json!({"params": {"replication_factor": 2}, "hnsw_config": {"m": 32}})));
+    }
+
+    #[test]
+    fn other_fixed_settings_are_a_conflict_never_a_recreation() {
+        let existing = qdrant_config(&create_body(&spec(json!({"cluster": "c", "vectorSize": 4}))));
+        let Step::Conflict(why) = step(&create_body(&spec(json!({"cluster": "c", "vectorSize": 8, "distance": "Dot", "shardNumber": 2}))), Some(&existing)) else { panic!() };
+        assert_eq!(why.len(), 3, "{why:?}");
+        assert!(why[0].contains("vectors.size is 4 in Qdrant, 8 in the spec"));
+    }
+}
