@@ -122,6 +122,14 @@ mod tests {
     use super::*;
 
     #[test]
+    fn crd_yaml_in_crds_is_fresh() {
+        use kube::CustomResourceExt;
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/crds/qdrant.operator_qdrantcollections.yaml");
+        let committed = std::fs::read_to_string(path).unwrap();
+        assert!(committed == serde_yaml_ng::to_string(&QdrantCollection::crd()).unwrap(), "crds/ is stale: run `make crds` and commit the result");
+    }
+
+    #[test]
     fn the_older_operators_manifests_decode_with_its_defaults() {
         let spec: QdrantCollectionSpec = serde_json::from_value(serde_json::json!({"cluster": "my-cluster", "vectorSize": 10})).unwrap();
         assert_eq!((spec.shard_number, spec.replication_factor, spec.on_disk, spec.distance), (1, 1, true, Distance::Cosine));

@@ -124,7 +124,7 @@ impl Context {
         }
     }
 
-    fn access(&self, key: &str) -> Option<Access> {
+    pub(crate) fn access(&self, key: &str) -> Option<Access> {
         self.access.lock().unwrap_or_else(|p| p.into_inner()).get(key).cloned()
     }
 
@@ -527,16 +527,43 @@ pub async fn run(
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
     });
-    controller
-        .reconcile_all_on(reconcile_all)
-        .graceful_shutdown_on(shutdown)
-        .run(reconcile, error_policy, ctx)
+    // Both controllers reconcile everything when this replica becomes the leader, and stop
+    // together.
+    let (all_tx, _) = tokio::sync::broadcast::channel::<()>(4);
+    let fan_out = all_tx.clone();
+    tokio::spawn(reconcile_all.for_each(move |()| {
+        let _ = fan_out.send(());
+        futures::future::ready(())
+    }));
+    let every = |tx: &tokio::sync::broadcast::Sender<()>| futures::stream::unfold(tx.subscribe(), |mut rx| async move {
+        loop {
+            match rx.recv().await {
+                Ok(()) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => return Some(((), rx)),
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    });
+    let shutdown = futures::FutureExt::shared(shutdown);
+    let clusters = controller
+        .reconcile_all_on(every(&all_tx))
+        .graceful_shutdown_on(shutdown.clone())
+        .run(reconcile, error_policy, ctx.clone())
         .for_each(|res| async move {
             if let Err(e) = res {
                 tracing::debug!(error = %e, "controller event");
             }
-        })
-        .await;
+        });
+    let collections = Controller::new(api::<crate::collections::crd::QdrantCollection>(&client, &namespace), watcher::Config::default().any_semantic())
+        .with_config(kube::runtime::controller::Config::default().concurrency(RECONCILE_CONCURRENCY))
+        .reconcile_all_on(every(&all_tx))
+        .graceful_shutdown_on(shutdown)
+        .run(crate::collections::reconcile::reconcile, crate::collections::reconcile::error_policy, ctx)
+        .for_each(|res| async move {
+            if let Err(e) = res {
+                tracing::debug!(error = %e, "collection controller event");
+            }
+        });
+    futures::join!(clusters, collections);
 }
 
 #[cfg(test)]

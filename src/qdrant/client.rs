@@ -6,7 +6,7 @@ use super::error::{ConfigError, QdrantError};
 use super::metrics::QdrantMetrics;
 use super::types::{
     ClusterOperation, ClusterStatus, CollectionClusterInfo, CollectionInfo, CollectionsResponse,
-    CountRequest, CountResult, CreateCollection, SnapshotDescription,
+    CountRequest, CountResult, SnapshotDescription,
 };
 use reqwest::header::HeaderValue;
 use reqwest::{Method, RequestBuilder, StatusCode, Url};
@@ -68,6 +68,7 @@ enum Verb {
     Get,
     Post,
     Put,
+    Patch,
     Delete,
 }
 
@@ -76,6 +77,7 @@ impl Verb {
         match self {
             Verb::Get => Method::GET,
             Verb::Post => Method::POST,
+            Verb::Patch => Method::PATCH,
             Verb::Put => Method::PUT,
             Verb::Delete => Method::DELETE,
         }
@@ -96,6 +98,7 @@ endpoints! {
     LIST_COLLECTIONS = Get "GET /collections";
     GET_COLLECTION = Get "GET /collections/{name}";
     CREATE_COLLECTION = Put "PUT /collections/{name}";
+    UPDATE_COLLECTION = Patch "PATCH /collections/{name}";
     DELETE_COLLECTION = Delete "DELETE /collections/{name}";
     COLLECTION_CLUSTER = Get "GET /collections/{name}/cluster";
     UPDATE_COLLECTION_CLUSTER = Post "POST /collections/{name}/cluster";
@@ -354,17 +357,31 @@ impl Peer {
             .await
     }
 
-    /// `PUT /collections/{name}`.
-    pub async fn create_collection(
+    /// `PUT /collections/{name}`, with a [`super::types::CreateCollection`] or a body made elsewhere (a
+    /// QdrantCollection's, which passes Qdrant's settings through as JSON).
+    pub async fn create_collection<B: serde::Serialize + ?Sized>(
         &self,
         name: &str,
-        collection: &CreateCollection,
+        collection: &B,
         wait: Option<Duration>,
     ) -> Result<bool, QdrantError> {
         let mut url = self.url(&["collections", name]);
         add_wait(&mut url, wait);
         let req = self.request(CREATE_COLLECTION, url).json(collection);
         self.json(CREATE_COLLECTION, req, self.deadline(wait)).await
+    }
+
+    /// `PATCH /collections/{name}`: changes the settings Qdrant lets change in place.
+    pub async fn update_collection<B: serde::Serialize + ?Sized>(
+        &self,
+        name: &str,
+        update: &B,
+        wait: Option<Duration>,
+    ) -> Result<bool, QdrantError> {
+        let mut url = self.url(&["collections", name]);
+        add_wait(&mut url, wait);
+        let req = self.request(UPDATE_COLLECTION, url).json(update);
+        self.json(UPDATE_COLLECTION, req, self.deadline(wait)).await
     }
 
     /// `DELETE /collections/{name}`: `true` if Qdrant deleted it.

@@ -1,0 +1,179 @@
+//! The Kubernetes half of a QdrantCollection (work in progress: not yet run by the
+//! controller). Reaches the collection's cluster the way that cluster's own reconcile last
+//! resolved it (key, CA), through the Pod of ordinal 0, and writes only on the leader.
+//!
+//! Deletion goes through the finalizer `qdrant.operator/collection`: the collection is deleted
+//! in Qdrant first (unless `deletionPolicy: Retain`), then the finalizer is removed.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::api::{Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::{Api, ResourceExt};
+
+use super::crd::{DeletionPolicy, QdrantCollection, QdrantCollectionStatus};
+use super::plan::{self, Step};
+use crate::controller::apply::FIELD_MANAGER;
+use crate::controller::{build, Context};
+use crate::crd::QdrantCluster;
+use crate::operations::collection;
+use crate::Error;
+
+pub const FINALIZER: &str = "qdrant.operator/collection";
+/// How soon to look again while the cluster or Qdrant is not there yet.
+const RETRY: Duration = Duration::from_secs(5);
+
+/// Pure: the status from what Qdrant reports (`None`: not there) and why it is not as wanted.
+pub fn status(col: &QdrantCollection, observed: Option<&collection::Observed>, problem: Option<(&str, String)>, now: &Time) -> QdrantCollectionStatus {
+    let old = col.status.clone().unwrap_or_default();
+    let (ready, reason, message) = match &problem {
+        Some((reason, message)) => (false, *reason, message.clone()),
+        None => (true, "InSync", "the collection exists as specified".to_owned()),
+    };
+    let status = if ready { "True" } else { "False" };
+    let since = old.conditions.iter().find(|c| c.type_ == "Ready" && c.status == status).map(|c| c.last_transition_time.clone()).unwrap_or_else(|| now.clone());
+    QdrantCollectionStatus {
+        status: observed.map(|o| o.status.clone()),
+        points_count: observed.and_then(|o| o.points),
+        segments_count: observed.map(|o| o.segments),
+        replicas: observed.map(|o| o.replicas.iter().map(|(s, n)| (s.to_string(), *n)).collect()).unwrap_or_default(),
+        observed_generation: col.metadata.generation,
+        conditions: vec![Condition { type_: "Ready".into(), status: status.into(), reason: reason.into(), message, observed_generation: col.metadata.generation, last_transition_time: since }],
+    }
+}
+
+async fn write_status(ctx: &Context, col: &QdrantCollection, st: &QdrantCollectionStatus) -> Result<(), Error> {
+    if col.status.as_ref() == Some(st) {
+        return Ok(());
+    }
+    let api: Api<QdrantCollection> = Api::namespaced(ctx.client.clone(), &col.namespace().unwrap_or_default());
+    let patch = serde_json::json!({"apiVersion": "qdrant.operator/v1alpha1", "kind": "QdrantCollection", "status": st});
+    ctx.guard.write(api.patch_status(&col.name_any(), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch))).await??;
+    Ok(())
+}
+
+/// Sets the finalizers to `finalizers`, in a patch that fails if the object changed since.
+async fn set_finalizers(ctx: &Context, col: &QdrantCollection, finalizers: Vec<String>) -> Result<(), Error> {
+    let api: Api<QdrantCollection> = Api::namespaced(ctx.client.clone(), &col.namespace().unwrap_or_default());
+    let patch = serde_json::json!({"metadata": {"resourceVersion": col.metadata.resource_version, "finalizers": finalizers}});
+    ctx.guard.write(api.patch(&col.name_any(), &PatchParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() }, &Patch::Merge(&patch))).await??;
+    Ok(())
+}
+
+/// A failed reconcile is tried again in a few seconds; leadership ending is no failure.
+pub fn error_policy(_: Arc<QdrantCollection>, err: &Error, _: Arc<Context>) -> Action {
+    if err.is_leadership() {
+        return Action::await_change();
+    }
+    tracing::warn!(error = %err, "collection reconcile failed");
+    Action::requeue(RETRY)
+}
+
+pub async fn reconcile(cached: Arc<QdrantCollection>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let Some(term) = ctx.terms.current() else { return Ok(Action::await_change()) };
+    term.run(reconcile_inner(&cached, &ctx)).await.unwrap_or(Err(Error::Cancelled))
+}
+
+async fn reconcile_inner(cached: &QdrantCollection, ctx: &Context) -> Result<Action, Error> {
+    let ns = cached.namespace().unwrap_or_default();
+    let Some(col) = Api::<QdrantCollection>::namespaced(ctx.client.clone(), &ns).get_opt(&cached.name_any()).await? else { return Ok(Action::await_change()) };
+    let name = col.name_any();
+    let finalizers = col.finalizers().to_vec();
+    let cluster = Api::<QdrantCluster>::namespaced(ctx.client.clone(), &ns).get_opt(&col.spec.cluster).await?;
+    let access = ctx.access(&format!("{ns}/{}", col.spec.cluster));
+    let target = cluster.as_ref().map(|qc| build::rest_url(qc, &format!("{}-0", col.spec.cluster)));
+    let now = Time(jiff::Timestamp::now());
+
+    if col.metadata.deletion_timestamp.is_some() {
+        if !finalizers.iter().any(|f| f == FINALIZER) {
+            return Ok(Action::await_change());
+        }
+        if col.spec.deletion_policy == DeletionPolicy::Delete {
+            // The cluster itself is gone: so is the collection.
+            if let (Some(target), Some(access)) = (&target, &access) {
+                let client = ctx.qdrant.client(access).map_err(|e| Error::Spec(e.to_string()))?;
+                if let Err(why) = collection::delete(&client, &ctx.guard, target, &name).await {
+                    write_status(ctx, &col, &status(&col, None, Some(("DeleteFailed", why)), &now)).await?;
+                    return Ok(Action::requeue(RETRY));
+                }
+            } else if cluster.is_some() {
+                return Ok(Action::requeue(RETRY));
+            }
+        }
+        set_finalizers(ctx, &col, finalizers.into_iter().filter(|f| f != FINALIZER).collect()).await?;
+        return Ok(Action::await_change());
+    }
+
+    let (Some(qc), Some(target)) = (cluster, target) else {
+        let why = format!("QdrantCluster {ns}/{} does not exist", col.spec.cluster);
+        write_status(ctx, &col, &status(&col, None, Some(("ClusterNotFound", why)), &now)).await?;
+        return Ok(Action::requeue(RETRY));
+    };
+    let mut problems = Vec::new();
+    if i64::from(col.spec.replication_factor) > i64::from(qc.spec.replicas) {
+        problems.push(format!("replicationFactor {} is more than the {} peers of {}", col.spec.replication_factor, qc.spec.replicas, col.spec.cluster));
+    }
+    if col.spec.write_consistency_factor.is_some_and(|w| w > col.spec.replication_factor) {
+        problems.push("writeConsistencyFactor is more than replicationFactor".to_owned());
+    }
+    if !problems.is_empty() {
+        write_status(ctx, &col, &status(&col, None, Some(("InvalidSpec", problems.join("; "))), &now)).await?;
+        return Ok(Action::await_change());
+    }
+    let Some(access) = access else {
+        write_status(ctx, &col, &status(&col, None, Some(("ClusterNotReady", format!("{} has not been reconciled yet", col.spec.cluster))), &now)).await?;
+        return Ok(Action::requeue(RETRY));
+    };
+    if !finalizers.iter().any(|f| f == FINALIZER) {
+        set_finalizers(ctx, &col, finalizers.into_iter().chain([FINALIZER.to_owned()]).collect()).await?;
+        return Ok(Action::requeue(Duration::ZERO));
+    }
+    let client = ctx.qdrant.client(&access).map_err(|e| Error::Spec(e.to_string()))?;
+    let body = plan::create_body(&col.spec);
+    let observed = match collection::observe(&client, &target, &name).await {
+        Ok(o) => o,
+        Err(why) => {
+            write_status(ctx, &col, &status(&col, None, Some(("QdrantUnavailable", why)), &now)).await?;
+            return Ok(Action::requeue(RETRY));
+        }
+    };
+    let step = plan::step(&body, observed.as_ref().map(|o| &o.config));
+    if let Step::Conflict(why) = &step {
+        let msg = format!("collection {name} exists in Qdrant with other fixed settings; it is left as it is: {}", why.join("; "));
+        write_status(ctx, &col, &status(&col, observed.as_ref(), Some(("ConfigConflict", msg)), &now)).await?;
+        return Ok(Action::await_change());
+    }
+    if step != Step::InSync {
+        if let Err(why) = collection::carry_out(&client, &ctx.guard, &target, &name, &step).await {
+            write_status(ctx, &col, &status(&col, observed.as_ref(), Some(("QdrantRefused", why)), &now)).await?;
+            return Ok(Action::requeue(RETRY));
+        }
+        return Ok(Action::requeue(Duration::ZERO));
+    }
+    write_status(ctx, &col, &status(&col, observed.as_ref(), None, &now)).await?;
+    // Point counts and replica states move without a Kubernetes event.
+    Ok(Action::requeue(ctx.health_interval))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_reports_qdrant_and_keeps_the_transition_time_while_unchanged() {
+        let spec = serde_json::from_value(serde_json::json!({"cluster": "c", "vectorSize": 4})).unwrap();
+        let mut col = QdrantCollection::new("col", spec);
+        col.metadata.generation = Some(3);
+        let observed = collection::Observed { config: serde_json::json!({}), status: "green".into(), points: Some(10), segments: 2, replicas: vec![(0, 2), (1, 2)] };
+        let t0 = Time(jiff::Timestamp::UNIX_EPOCH);
+        let st = status(&col, Some(&observed), None, &t0);
+        assert_eq!((st.status.as_deref(), st.points_count, st.replicas.get("1")), (Some("green"), Some(10), Some(&2)));
+        assert_eq!((st.conditions[0].status.as_str(), st.observed_generation), ("True", Some(3)));
+        col.status = Some(st.clone());
+        assert_eq!(status(&col, Some(&observed), None, &Time(jiff::Timestamp::now())), st, "unchanged: byte-identical, no write");
+        let bad = status(&col, None, Some(("ClusterNotFound", "x".into())), &t0);
+        assert_eq!(bad.conditions[0].reason, "ClusterNotFound");
+    }
+}
