@@ -70,7 +70,7 @@ pub struct QdrantClusterSpec {
     pub read_apikey_secret_key_ref: Option<SecretKeyRef>,
 
     /// Stops the operator from acting on this cluster: while true it writes nothing to the cluster's objects or to Qdrant (an operation under way waits where it is), and only reports `Paused` in status. For incidents; set it back to false, or remove it, to resume.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    #[serde(default)]
     pub paused: bool,
 
     /// Free-form Qdrant configuration, merged over the operator's defaults into `production.yaml` (for example `{storage: {performance: {max_search_threads: 2}}}`).

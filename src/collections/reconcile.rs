@@ -94,7 +94,14 @@ async fn reconcile_inner(cached: &QdrantCollection, ctx: &Context) -> Result<Act
             // The cluster itself is gone: so is the collection.
             if let (Some(target), Some(access)) = (&target, &access) {
                 let client = ctx.qdrant.client(access).map_err(|e| Error::Spec(e.to_string()))?;
-                if let Err(why) = collection::delete(&client, &ctx.guard, target, &name).await {
+                // A collection that someone else made with other fixed settings is never ours
+                // to delete.
+                let theirs = match collection::observe(&client, target, &name).await {
+                    Ok(o) => matches!(plan::step(&plan::create_body(&col.spec), o.as_ref().map(|o| &o.config)), Step::Conflict(_)),
+                    Err(_) => false,
+                };
+                let deleted = if theirs { Ok(()) } else { collection::delete(&client, &ctx.guard, target, &name).await };
+                if let Err(why) = deleted {
                     write_status(ctx, &col, &status(&col, None, Some(("DeleteFailed", why)), &now)).await?;
                     return Ok(Action::requeue(RETRY));
                 }
@@ -126,10 +133,6 @@ async fn reconcile_inner(cached: &QdrantCollection, ctx: &Context) -> Result<Act
         write_status(ctx, &col, &status(&col, None, Some(("ClusterNotReady", format!("{} has not been reconciled yet", col.spec.cluster))), &now)).await?;
         return Ok(Action::requeue(RETRY));
     };
-    if !finalizers.iter().any(|f| f == FINALIZER) {
-        set_finalizers(ctx, &col, finalizers.into_iter().chain([FINALIZER.to_owned()]).collect()).await?;
-        return Ok(Action::requeue(Duration::ZERO));
-    }
     let client = ctx.qdrant.client(&access).map_err(|e| Error::Spec(e.to_string()))?;
     let body = plan::create_body(&col.spec);
     let observed = match collection::observe(&client, &target, &name).await {
@@ -144,6 +147,12 @@ async fn reconcile_inner(cached: &QdrantCollection, ctx: &Context) -> Result<Act
         let msg = format!("collection {name} exists in Qdrant with other fixed settings; it is left as it is: {}", why.join("; "));
         write_status(ctx, &col, &status(&col, observed.as_ref(), Some(("ConfigConflict", msg)), &now)).await?;
         return Ok(Action::await_change());
+    }
+    // The finalizer goes on before the collection is created, and only on a collection that
+    // is, or will be, as this resource says: deleting the resource deletes that one.
+    if !finalizers.iter().any(|f| f == FINALIZER) {
+        set_finalizers(ctx, &col, finalizers.into_iter().chain([FINALIZER.to_owned()]).collect()).await?;
+        return Ok(Action::requeue(Duration::ZERO));
     }
     if step != Step::InSync {
         if let Err(why) = collection::carry_out(&client, &ctx.guard, &target, &name, &step).await {
