@@ -8,15 +8,17 @@ export KUBECONFIG ?= $(CURDIR)/.e2e/kubeconfig
 setup:
 	@e2e/setup.sh
 
+# Each CRD by the plural after `qdrant`: crds/qdrant.operator_qdrant<kind>.yaml is `crdgen <kind>`.
+CRD_KINDS := clusters collections collectionbackups collectionrestores collectiontemplates
+
 crds:
-	cargo run --quiet --locked --bin crdgen > crds/qdrant.operator_qdrantclusters.yaml
-	cargo run --quiet --locked --bin crdgen collections > crds/qdrant.operator_qdrantcollections.yaml
+	for k in $(CRD_KINDS); do cargo run --quiet --locked --bin crdgen $$k > crds/qdrant.operator_qdrant$$k.yaml; done
 	@$(MAKE) --no-print-directory chart-files
 
 # The chart carries copies of the CRD, the alert rules and the dashboard (a chart must be self-contained);
 # e2e/helm/chart_test.py fails when they differ from their sources.
 chart-files:
-	cp crds/qdrant.operator_qdrantclusters.yaml crds/qdrant.operator_qdrantcollections.yaml charts/qdrant-operator/crds/
+	cp $(CRD_KINDS:%=crds/qdrant.operator_qdrant%.yaml) charts/qdrant-operator/crds/
 	cp deploy/monitoring/rules.yaml charts/qdrant-operator/files/
 	cp deploy/monitoring/grafana-dashboard.json charts/qdrant-operator/files/
 
@@ -26,10 +28,8 @@ chart-test:
 
 # Fails when crds/ does not match the Rust types.
 crds-check:
-	@cargo run --quiet --locked --bin crdgen | diff -u crds/qdrant.operator_qdrantclusters.yaml - \
-	  || { echo "crds/ is stale: run 'make crds' and commit the result" >&2; exit 1; }
-	@cargo run --quiet --locked --bin crdgen collections | diff -u crds/qdrant.operator_qdrantcollections.yaml - \
-	  || { echo "crds/ is stale: run 'make crds' and commit the result" >&2; exit 1; }
+	@for k in $(CRD_KINDS); do cargo run --quiet --locked --bin crdgen $$k | diff -u crds/qdrant.operator_qdrant$$k.yaml - \
+	  || { echo "crds/ is stale: run 'make crds' and commit the result" >&2; exit 1; }; done
 	@echo "crds/ is fresh"
 
 unit:

@@ -4,6 +4,7 @@
 #![deny(warnings)]
 
 pub mod app;
+pub mod backups;
 pub mod collections;
 pub mod config;
 pub mod controller;

@@ -134,6 +134,9 @@ def test_default_rendering():
 # The chart's copies and their sources (crds/ is generated from the Rust types).
 COPIES = [("charts/qdrant-operator/crds/qdrant.operator_qdrantclusters.yaml", "crds/qdrant.operator_qdrantclusters.yaml"),
           ("charts/qdrant-operator/crds/qdrant.operator_qdrantcollections.yaml", "crds/qdrant.operator_qdrantcollections.yaml"),
+          ("charts/qdrant-operator/crds/qdrant.operator_qdrantcollectionbackups.yaml", "crds/qdrant.operator_qdrantcollectionbackups.yaml"),
+          ("charts/qdrant-operator/crds/qdrant.operator_qdrantcollectionrestores.yaml", "crds/qdrant.operator_qdrantcollectionrestores.yaml"),
+          ("charts/qdrant-operator/crds/qdrant.operator_qdrantcollectiontemplates.yaml", "crds/qdrant.operator_qdrantcollectiontemplates.yaml"),
           ("charts/qdrant-operator/files/rules.yaml", "deploy/monitoring/rules.yaml"),
           ("charts/qdrant-operator/files/grafana-dashboard.json", "deploy/monitoring/grafana-dashboard.json")]
 

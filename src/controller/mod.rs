@@ -92,6 +92,8 @@ pub struct Context {
     failures: Mutex<HashMap<String, u32>>,
     /// What this process last applied to each child, so an unchanged child is not applied again.
     applied: apply::Applied,
+    /// Backups and restores running in this process.
+    pub runs: crate::backups::Runs,
 }
 
 impl Context {
@@ -111,6 +113,7 @@ impl Context {
             access: Mutex::default(),
             failures: Mutex::default(),
             applied: apply::Applied::default(),
+            runs: crate::backups::Runs::default(),
         }
     }
 
@@ -556,14 +559,32 @@ pub async fn run(
     let collections = Controller::new(api::<crate::collections::crd::QdrantCollection>(&client, &namespace), watcher::Config::default().any_semantic())
         .with_config(kube::runtime::controller::Config::default().concurrency(RECONCILE_CONCURRENCY))
         .reconcile_all_on(every(&all_tx))
-        .graceful_shutdown_on(shutdown)
-        .run(crate::collections::reconcile::reconcile, crate::collections::reconcile::error_policy, ctx)
+        .graceful_shutdown_on(shutdown.clone())
+        .run(crate::collections::reconcile::reconcile, crate::collections::reconcile::error_policy, ctx.clone())
         .for_each(|res| async move {
             if let Err(e) = res {
                 tracing::debug!(error = %e, "collection controller event");
             }
         });
-    futures::join!(clusters, collections);
+    let backups = Controller::new(api::<crate::backups::crd::QdrantCollectionBackup>(&client, &namespace), watcher::Config::default().any_semantic())
+        .reconcile_all_on(every(&all_tx))
+        .graceful_shutdown_on(shutdown.clone())
+        .run(crate::backups::reconcile::reconcile, crate::backups::reconcile::error_policy, ctx.clone())
+        .for_each(|res| async move {
+            if let Err(e) = res {
+                tracing::debug!(error = %e, "backup controller event");
+            }
+        });
+    let restores = Controller::new(api::<crate::backups::crd::QdrantCollectionRestore>(&client, &namespace), watcher::Config::default().any_semantic())
+        .reconcile_all_on(every(&all_tx))
+        .graceful_shutdown_on(shutdown)
+        .run(crate::backups::restore::reconcile, crate::backups::restore::error_policy, ctx)
+        .for_each(|res| async move {
+            if let Err(e) = res {
+                tracing::debug!(error = %e, "restore controller event");
+            }
+        });
+    futures::join!(clusters, collections, backups, restores);
 }
 
 #[cfg(test)]

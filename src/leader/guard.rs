@@ -44,10 +44,22 @@ impl LeadershipGuard {
     /// Sends one write through the guard: refused unless we may write now, and abandoned at
     /// the leadership deadline. A request still waiting for its connection or its answer is
     /// dropped then, so nothing of it (nor any retry) leaves after the deadline.
+    ///
+    /// The deadline is the one in force when it is reached: renewals made meanwhile extend it,
+    /// so a long write (a snapshot streamed to S3) lives as long as the leadership does.
     pub async fn write<F: std::future::Future>(&self, request: F) -> Result<F::Output, NotLeader> {
         self.check()?;
-        let deadline = self.deadline().ok_or(NotLeader)?;
-        tokio::time::timeout_at(deadline, request).await.map_err(|_| NotLeader)
+        let mut deadline = self.deadline().ok_or(NotLeader)?;
+        tokio::pin!(request);
+        loop {
+            match tokio::time::timeout_at(deadline, &mut request).await {
+                Ok(out) => return Ok(out),
+                Err(_) => match self.deadline() {
+                    Some(renewed) if renewed > deadline && Instant::now() < renewed => deadline = renewed,
+                    _ => return Err(NotLeader),
+                },
+            }
+        }
     }
 
     pub fn deadline(&self) -> Option<Instant> {
@@ -90,6 +102,24 @@ mod tests {
         let slow = g.write(tokio::time::sleep(Duration::from_secs(60))).await;
         assert_eq!(slow, Err(NotLeader));
         assert_eq!(t0.elapsed(), Duration::from_secs(10), "dropped exactly at the deadline");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn renewals_during_a_long_write_extend_it_and_it_ends_at_the_last_deadline() {
+        let g = LeadershipGuard::new();
+        g.extend_to(Instant::now() + Duration::from_secs(10));
+        let renewer = g.clone();
+        tokio::spawn(async move {
+            for _ in 0..3 {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                renewer.extend_to(Instant::now() + Duration::from_secs(10));
+            }
+        });
+        let t0 = Instant::now();
+        assert_eq!(g.write(async { tokio::time::sleep(Duration::from_secs(20)).await; 2 }).await, Ok(2), "renewed: the write lives on");
+        let slow = g.write(tokio::time::sleep(Duration::from_secs(60))).await;
+        assert_eq!(slow, Err(NotLeader));
+        assert_eq!(t0.elapsed(), Duration::from_secs(25), "dropped at the last renewal's deadline (15 s + 10 s)");
     }
 
     #[tokio::test(start_paused = true)]

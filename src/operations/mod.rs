@@ -10,6 +10,7 @@
 //! - [`plan`]: pure planning of shard placement changes: the next safe step to drain peers
 //!   before a scale-down, or to spread replicas after a scale-up.
 
+pub mod backup;
 pub mod collection;
 pub mod health;
 pub mod plan;

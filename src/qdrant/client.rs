@@ -6,7 +6,7 @@ use super::error::{ConfigError, QdrantError};
 use super::metrics::QdrantMetrics;
 use super::types::{
     ClusterOperation, ClusterStatus, CollectionClusterInfo, CollectionInfo, CollectionsResponse,
-    CountRequest, CountResult, SnapshotDescription,
+    CountRequest, CountResult, ShardSnapshotRecover, SnapshotDescription, SnapshotPriority,
 };
 use reqwest::header::HeaderValue;
 use reqwest::{Method, RequestBuilder, StatusCode, Url};
@@ -105,6 +105,10 @@ endpoints! {
     COUNT_POINTS = Post "POST /collections/{name}/points/count";
     CREATE_SNAPSHOT = Post "POST /collections/{name}/snapshots";
     LIST_SNAPSHOTS = Get "GET /collections/{name}/snapshots";
+    CREATE_SHARD_SNAPSHOT = Post "POST /collections/{name}/shards/{shard_id}/snapshots";
+    DOWNLOAD_SHARD_SNAPSHOT = Get "GET /collections/{name}/shards/{shard_id}/snapshots/{snapshot}";
+    DELETE_SHARD_SNAPSHOT = Delete "DELETE /collections/{name}/shards/{shard_id}/snapshots/{snapshot}";
+    RECOVER_SHARD_SNAPSHOT = Put "PUT /collections/{name}/shards/{shard_id}/snapshots/recover";
     READYZ = Get "GET /readyz";
     LIVEZ = Get "GET /livez";
     HEALTHZ = Get "GET /healthz";
@@ -210,7 +214,7 @@ fn header_value(key: Option<&str>) -> Result<Option<HeaderValue>, ConfigError> {
 /// verifier). If the system has no roots at all (a scratch image), the client is still built
 /// with an empty trust store: plain-http clusters must keep working, and an https peer then
 /// fails its handshake with an unknown-issuer error that says what is missing.
-pub(super) fn tls_config(
+pub(crate) fn tls_config(
     ca_pem: Option<&[u8]>,
     platform: impl FnOnce(
         Arc<rustls::crypto::CryptoProvider>,
@@ -259,6 +263,18 @@ pub struct Peer {
     client: QdrantClient,
     base: Url,
     timeout: Duration,
+}
+
+/// A snapshot being downloaded: its length, when the server gave one, and its bytes.
+pub struct Download {
+    pub length: Option<u64>,
+    pub chunks: futures::stream::BoxStream<'static, Result<bytes::Bytes, QdrantError>>,
+}
+
+impl fmt::Debug for Download {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Download").field("length", &self.length).finish_non_exhaustive()
+    }
 }
 
 /// The success envelope `{result, status, time}`; only `result` is used.
@@ -428,6 +444,102 @@ impl Peer {
             self.timeout,
         )
         .await
+    }
+
+    /// `POST /collections/{name}/shards/{shard}/snapshots?wait=true`: snapshots this peer's
+    /// replica of one shard. Can take long: use [`Peer::with_timeout`].
+    pub async fn create_shard_snapshot(
+        &self,
+        name: &str,
+        shard: u32,
+    ) -> Result<SnapshotDescription, QdrantError> {
+        let mut url = self.url(&["collections", name, "shards", &shard.to_string(), "snapshots"]);
+        url.query_pairs_mut().append_pair("wait", "true");
+        let req = self.request(CREATE_SHARD_SNAPSHOT, url);
+        self.json(CREATE_SHARD_SNAPSHOT, req, self.timeout).await
+    }
+
+    /// `GET /collections/{name}/shards/{shard}/snapshots/{snapshot}`: the snapshot's bytes, as a
+    /// stream, so that a large file never sits in the operator's memory. The headers must
+    /// arrive within this handle's deadline, and each chunk within it after the one before.
+    pub async fn download_shard_snapshot(
+        &self,
+        name: &str,
+        shard: u32,
+        snapshot: &str,
+    ) -> Result<Download, QdrantError> {
+        let endpoint = DOWNLOAD_SHARD_SNAPSHOT;
+        let url = self.url(&["collections", name, "shards", &shard.to_string(), "snapshots", snapshot]);
+        let started = Instant::now();
+        let idle = self.timeout;
+        let transport = move |source: reqwest::Error| {
+            if source.is_timeout() {
+                QdrantError::Timeout { endpoint: endpoint.template, timeout: idle }
+            } else {
+                QdrantError::Transport { endpoint: endpoint.template, source }
+            }
+        };
+        let sent = tokio::time::timeout(idle, self.request(endpoint, url).send()).await;
+        let result = match sent {
+            Err(_) => Err(QdrantError::Timeout { endpoint: endpoint.template, timeout: idle }),
+            Ok(Err(e)) => Err(transport(e)),
+            Ok(Ok(resp)) if resp.status().is_success() => Ok(resp),
+            Ok(Ok(resp)) => {
+                let status = resp.status();
+                let body = tokio::time::timeout(idle, resp.bytes()).await.ok().and_then(Result::ok).unwrap_or_default();
+                Err(http_error(endpoint.template, status, &body))
+            }
+        };
+        let label = match &result {
+            Ok(_) => "ok",
+            Err(e) => e.category(),
+        };
+        self.client.metrics.observe(endpoint.template, label, started.elapsed());
+        let resp = result?;
+        let length = resp.content_length();
+        let chunks = futures::stream::unfold(Some(resp), move |resp| async move {
+            let mut resp = resp?;
+            match tokio::time::timeout(idle, resp.chunk()).await {
+                Err(_) => Some((Err(QdrantError::Timeout { endpoint: endpoint.template, timeout: idle }), None)),
+                Ok(Err(e)) => Some((Err(transport(e)), None)),
+                Ok(Ok(None)) => None,
+                Ok(Ok(Some(chunk))) => Some((Ok(chunk), Some(resp))),
+            }
+        });
+        Ok(Download { length, chunks: Box::pin(chunks) })
+    }
+
+    /// `DELETE /collections/{name}/shards/{shard}/snapshots/{snapshot}?wait=true`.
+    pub async fn delete_shard_snapshot(
+        &self,
+        name: &str,
+        shard: u32,
+        snapshot: &str,
+    ) -> Result<bool, QdrantError> {
+        let mut url = self.url(&["collections", name, "shards", &shard.to_string(), "snapshots", snapshot]);
+        url.query_pairs_mut().append_pair("wait", "true");
+        let req = self.request(DELETE_SHARD_SNAPSHOT, url);
+        self.json(DELETE_SHARD_SNAPSHOT, req, self.timeout).await
+    }
+
+    /// `PUT /collections/{name}/shards/{shard}/snapshots/recover?wait=true`: this peer fetches
+    /// the snapshot at `location` (an http(s) URL), checks it against `checksum` (sha256, hex)
+    /// and replaces its replica with it; with `priority` Snapshot, the other replicas too. Can
+    /// take long: use [`Peer::with_timeout`].
+    pub async fn recover_shard_snapshot(
+        &self,
+        name: &str,
+        shard: u32,
+        location: &str,
+        checksum: Option<&str>,
+        priority: SnapshotPriority,
+    ) -> Result<bool, QdrantError> {
+        let mut url = self.url(&["collections", name, "shards", &shard.to_string(), "snapshots", "recover"]);
+        url.query_pairs_mut().append_pair("wait", "true");
+        let req = self
+            .request(RECOVER_SHARD_SNAPSHOT, url)
+            .json(&ShardSnapshotRecover { location, priority, checksum });
+        self.json(RECOVER_SHARD_SNAPSHOT, req, self.timeout).await
     }
 
     /// `GET /readyz`: Ok when the peer is ready to serve (in a cluster: consensus caught up).

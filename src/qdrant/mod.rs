@@ -14,8 +14,8 @@ mod types;
 #[cfg(test)]
 mod tests;
 
-pub use client::{ClientConfig, Peer, QdrantClient, RemovePeer, ENDPOINTS};
-pub(crate) use client::truncate;
+pub use client::{ClientConfig, Download, Peer, QdrantClient, RemovePeer, ENDPOINTS};
+pub(crate) use client::{tls_config, truncate};
 pub use error::{ConfigError, QdrantError};
 pub use metrics::{QdrantMetrics, RESULTS};
 pub use types::{
@@ -23,6 +23,6 @@ pub use types::{
     CollectionInfo, CollectionStatus, CollectionWarning, ConsensusThreadStatus, CreateCollection,
     Distance, HnswConfigDiff, LocalShardInfo, MessageSendErrors, PeerInfo, RaftInfo,
     RemoteShardInfo, Replica, ReplicaState, ReshardingDirection, ReshardingInfo, ShardKey,
-    ShardTransfer, ShardTransferInfo, ShardTransferMethod, SnapshotDescription, StateRole,
+    ShardTransfer, ShardTransferInfo, ShardTransferMethod, SnapshotDescription, SnapshotPriority, StateRole,
     VectorParams, VectorsConfig,
 };

@@ -483,6 +483,27 @@ pub(crate) struct CountRequest {
     pub exact: bool,
 }
 
+/// `SnapshotPriority`: whose points win when a recovered shard has other replicas.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SnapshotPriority {
+    /// The snapshot's points replace every replica's.
+    Snapshot,
+    /// Only this replica takes the snapshot; the others keep theirs.
+    NoSync,
+    /// An Active replica elsewhere wins over the snapshot (Qdrant's default).
+    Replica,
+}
+
+/// `ShardSnapshotRecover`: a shard snapshot to recover from, by URL.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct ShardSnapshotRecover<'a> {
+    pub location: &'a str,
+    pub priority: SnapshotPriority,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checksum: Option<&'a str>,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 pub(crate) struct CountResult {
     pub count: u64,

@@ -4,7 +4,7 @@
 use crate::qdrant::QdrantMetrics;
 use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
-    IntGaugeVec, Opts, Registry, TextEncoder, CounterVec,
+    IntGaugeVec, Opts, Registry, TextEncoder, CounterVec, GaugeVec,
 };
 
 pub struct Metrics {
@@ -33,6 +33,15 @@ pub struct Metrics {
     pub scale_down_blocked: IntGaugeVec,
     /// Shard transfers aborted because they made no progress (each is started again).
     pub transfers_aborted: IntCounterVec,
+    /// Backups, per QdrantCollectionBackup (`backup_namespace`, `backup_name`); see
+    /// [`Metrics::backup_schedule`]. Exported by the leader only.
+    pub backup_last_success: GaugeVec,
+    pub backup_schedule_interval: GaugeVec,
+    pub backups_total: IntCounterVec,
+    pub backup_duration_seconds: HistogramVec,
+    pub backup_size_bytes: IntGaugeVec,
+    pub restores_total: IntCounterVec,
+    pub restore_duration_seconds: Histogram,
 }
 
 /// Registers a collector. Called once at start-up with static, unique names and valid label
@@ -66,8 +75,39 @@ impl Metrics {
             cluster_replicas_not_active: reg(&r, IntGaugeVec::new(Opts::new("qdrant_operator_cluster_replicas_not_active", "Shard replicas of the cluster that are not Active. Exported by the leader only"), &["cluster_namespace", "cluster_name"]).unwrap()),
             scale_down_blocked: reg(&r, IntGaugeVec::new(Opts::new("qdrant_operator_scale_down_blocked", "1 while the cluster's scale-down cannot go on without losing data (its ScaleDownBlocked condition is True), else 0. Exported by the leader only"), &["cluster_namespace", "cluster_name"]).unwrap()),
             transfers_aborted: reg(&r, IntCounterVec::new(Opts::new("qdrant_operator_transfers_aborted_total", "Shard transfers of the cluster that the operator aborted because their source peer reported no progress for --transfer-stall-timeout; each is started again. Exported by the leader only"), &["cluster_namespace", "cluster_name"]).unwrap()),
+            backup_last_success: reg(&r, GaugeVec::new(Opts::new("qdrant_operator_backup_last_success_timestamp_seconds", "When the last good backup completed (Unix time); until the first one, when the QdrantCollectionBackup was created. Exported by the leader only"), &["backup_namespace", "backup_name", "collection"]).unwrap()),
+            backup_schedule_interval: reg(&r, GaugeVec::new(Opts::new("qdrant_operator_backup_schedule_interval_seconds", "Seconds between two scheduled backups; 0 without a schedule. Exported by the leader only"), &["backup_namespace", "backup_name", "collection"]).unwrap()),
+            backups_total: reg(&r, IntCounterVec::new(Opts::new("qdrant_operator_backups_total", "Backups ended, by result (succeeded, failed). Exported by the leader only"), &["backup_namespace", "backup_name", "result"]).unwrap()),
+            backup_duration_seconds: reg(&r, HistogramVec::new(HistogramOpts::new("qdrant_operator_backup_duration_seconds", "Duration of good backups, from the first snapshot to the manifest").buckets(vec![0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 1800.0, 3600.0]), &["backup_namespace", "backup_name"]).unwrap()),
+            backup_size_bytes: reg(&r, IntGaugeVec::new(Opts::new("qdrant_operator_backup_size_bytes", "Bytes of the last good backup's snapshot files. Exported by the leader only"), &["backup_namespace", "backup_name"]).unwrap()),
+            restores_total: reg(&r, IntCounterVec::new(Opts::new("qdrant_operator_restores_total", "Restores ended, by result (completed, failed)"), &["result"]).unwrap()),
+            restore_duration_seconds: reg(&r, Histogram::with_opts(HistogramOpts::new("qdrant_operator_restore_duration_seconds", "Duration of completed restores").buckets(vec![0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 1800.0, 3600.0])).unwrap()),
             registry: r,
         }
+    }
+
+    /// Records a backup resource's schedule and its last good backup (or, before the first,
+    /// its creation), which `QdrantBackupMissing` compares; the failure counter is exported
+    /// at zero from here on, so that `increase()` sees the first failure.
+    pub fn backup_schedule(&self, namespace: &str, name: &str, collection: &str, interval: f64, last_success: f64) {
+        let labels = [namespace, name, collection];
+        self.backup_schedule_interval.with_label_values(&labels).set(interval);
+        self.backup_last_success.with_label_values(&labels).set(last_success);
+        for result in ["succeeded", "failed"] {
+            self.backups_total.with_label_values(&[namespace, name, result]);
+        }
+    }
+
+    /// Drops a backup resource's series: it was deleted.
+    pub fn forget_backup(&self, namespace: &str, name: &str, collection: &str) {
+        for g in [&self.backup_schedule_interval, &self.backup_last_success] {
+            let _ = g.remove_label_values(&[namespace, name, collection]);
+        }
+        for result in ["succeeded", "failed"] {
+            let _ = self.backups_total.remove_label_values(&[namespace, name, result]);
+        }
+        let _ = self.backup_size_bytes.remove_label_values(&[namespace, name]);
+        let _ = self.backup_duration_seconds.remove_label_values(&[namespace, name]);
     }
 
     /// Exports every per-pod series at zero from start-up, so `sum(operator_leader)` counts
@@ -117,6 +157,9 @@ impl Metrics {
             g.reset();
         }
         self.transfers_aborted.reset();
+        self.backup_last_success.reset();
+        self.backup_schedule_interval.reset();
+        self.backup_size_bytes.reset();
     }
 
     pub fn render(&self) -> String {

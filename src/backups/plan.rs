@@ -1,0 +1,252 @@
+//! Pure decisions of backups and restores: object keys, the manifest, when a backup is due,
+//! which backups retention deletes, and the collection a restore creates. No I/O here.
+
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use super::crd::{BackupRecord, BackupState, Snapshots};
+
+/// The manifest's `format`: what a restore accepts.
+pub const FORMAT: &str = "qdrant-operator/backup-v1";
+pub const MANIFEST: &str = "manifest.json";
+/// Records kept in a status besides those of the backups still in the bucket.
+const FAILED_KEPT: usize = 5;
+
+/// The manifest, written last: a backup exists (is good) if and only if its manifest does.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Manifest {
+    pub format: String,
+    pub backup_id: String,
+    pub cluster: String,
+    pub collection: String,
+    pub created_at: String,
+    pub completed_at: String,
+    /// `config` of Qdrant's `GET /collections/{name}` when the backup began.
+    pub config: Value,
+    /// Exact point counts before and after the snapshots were taken (equal without writes).
+    pub points_count: PointsRange,
+    pub pieces: Vec<Piece>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PointsRange {
+    pub min: u64,
+    pub max: u64,
+}
+
+/// One shard replica's snapshot file.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Piece {
+    pub key: String,
+    pub shard: u32,
+    pub peer_id: u64,
+    pub pod: String,
+    pub size: u64,
+    /// Hex sha256 of the file, computed while it was uploaded (and compared with Qdrant's).
+    pub sha256: String,
+}
+
+impl Manifest {
+    /// The piece each shard is restored from: the first one listed for it.
+    pub fn piece_per_shard(&self) -> std::collections::BTreeMap<u32, &Piece> {
+        let mut chosen = std::collections::BTreeMap::new();
+        for p in &self.pieces {
+            chosen.entry(p.shard).or_insert(p);
+        }
+        chosen
+    }
+
+    pub fn shard_number(&self) -> Option<u32> {
+        self.config.pointer("/params/shard_number").and_then(Value::as_u64).and_then(|n| u32::try_from(n).ok())
+    }
+}
+
+/// Where one collection's backups live: `<pathPrefix><cluster>/<collection>/`.
+pub fn collection_prefix(s: &Snapshots, cluster: &str, collection: &str) -> String {
+    format!("{}{cluster}/{collection}/", s.path_prefix.as_deref().unwrap_or_default())
+}
+
+/// The `backupId` of a backup: what the older operator called its snapshot name.
+pub fn backup_id(cluster: &str, collection: &str, id: &str) -> String {
+    format!("{cluster}/{collection}/{id}")
+}
+
+/// Splits a `backupId` into (cluster, collection, id).
+pub fn parse_backup_id(backup_id: &str) -> Option<(&str, &str, &str)> {
+    let mut parts = backup_id.split('/');
+    let (cluster, collection, id) = (parts.next()?, parts.next()?, parts.next()?);
+    (parts.next().is_none() && [cluster, collection, id].iter().all(|p| !p.is_empty())).then_some((cluster, collection, id))
+}
+
+/// A backup's id from its start time: sortable, and a valid key segment.
+pub fn id_at(t: jiff::Timestamp) -> String {
+    t.strftime("%Y-%m-%d-%H-%M-%S").to_string()
+}
+
+/// The key of one snapshot file. The attempt is part of it, so that a file a stopped leader
+/// was still writing can never be taken for one of the attempt that completed.
+pub fn piece_key(dir: &str, shard: u32, peer_id: u64, attempt: u32) -> String {
+    format!("{dir}shard-{shard}/peer-{peer_id}-a{attempt}.snapshot")
+}
+
+/// The backup directories that have a manifest, oldest first, among `keys` under `prefix`.
+pub fn good_backups(prefix: &str, keys: &[String]) -> Vec<String> {
+    let mut dirs: Vec<String> = keys
+        .iter()
+        .filter_map(|k| k.strip_prefix(prefix)?.strip_suffix(MANIFEST)?.strip_suffix('/').filter(|id| !id.is_empty() && !id.contains('/')).map(str::to_owned))
+        .collect();
+    dirs.sort();
+    dirs
+}
+
+/// The good backups (ids) that retention deletes: all but the newest `keep`.
+pub fn expired(good: &[String], keep: Option<u32>) -> Vec<String> {
+    match keep {
+        Some(keep) if good.len() > keep as usize => good[..good.len() - keep as usize].to_vec(),
+        _ => Vec::new(),
+    }
+}
+
+/// A backup schedule, parsed: five cron fields, UTC.
+pub fn parse_schedule(schedule: &str) -> Result<Option<croner::Cron>, String> {
+    let schedule = schedule.trim();
+    if schedule.is_empty() {
+        return Ok(None);
+    }
+    if schedule.split_whitespace().count() != 5 && !schedule.starts_with('@') {
+        return Err(format!("backupSchedule {schedule:?} must have five fields (minute hour day-of-month month day-of-week)"));
+    }
+    croner::Cron::from_str(schedule).map(Some).map_err(|e| format!("backupSchedule {schedule:?} is not a cron schedule: {e}"))
+}
+
+/// The first schedule time after `after`.
+pub fn next_time(cron: &croner::Cron, after: jiff::Timestamp) -> Option<jiff::Timestamp> {
+    cron.find_next_occurrence(&after.to_zoned(jiff::tz::TimeZone::UTC), false).ok().map(|z| z.timestamp())
+}
+
+/// The time between two consecutive schedule times from `from` (for the alert).
+pub fn interval(cron: &croner::Cron, from: jiff::Timestamp) -> Option<f64> {
+    let a = next_time(cron, from)?;
+    let b = next_time(cron, a)?;
+    Some(b.duration_since(a).as_secs_f64())
+}
+
+/// The schedule time a scheduled backup is due for at `now`, if any: the latest schedule time
+/// after `last` (the last one acted upon, or the resource's creation) that is not in the
+/// future. Missed times are not caught up one by one: one backup covers them.
+pub fn due(cron: &croner::Cron, last: jiff::Timestamp, now: jiff::Timestamp) -> Option<jiff::Timestamp> {
+    let mut t = next_time(cron, last).filter(|t| *t <= now)?;
+    while let Some(n) = next_time(cron, t).filter(|n| *n <= now) {
+        t = n;
+    }
+    Some(t)
+}
+
+/// The records a status keeps: the running one, every one whose backup is still in the
+/// bucket (`kept` ids; `None`: not known, keep the succeeded ones), and the latest failures.
+pub fn trim_records(mut records: Vec<BackupRecord>, kept: Option<&[String]>) -> Vec<BackupRecord> {
+    records.sort_by(|a, b| b.id.cmp(&a.id));
+    let mut failed = 0;
+    records.retain(|r| match r.state {
+        BackupState::Running => true,
+        BackupState::Succeeded => kept.is_none_or(|k| k.contains(&r.id)),
+        BackupState::Failed => {
+            failed += 1;
+            failed <= FAILED_KEPT
+        }
+    });
+    records
+}
+
+/// The body that creates a collection as a backup's config describes it, on a cluster of
+/// `peers` peers (the replication factor is capped there). Only settings Qdrant accepts at
+/// creation as it reports them are carried: vectors, shards, replication, write consistency,
+/// payload on disk, sparse vectors, HNSW and quantization.
+pub fn restore_body(config: &Value, peers: u32) -> Value {
+    let params = config.get("params").cloned().unwrap_or_default();
+    let rf = params.get("replication_factor").and_then(Value::as_u64).unwrap_or(1).min(u64::from(peers.max(1)));
+    let wc = params.get("write_consistency_factor").and_then(Value::as_u64).unwrap_or(1).min(rf);
+    let mut body = json!({
+        "vectors": params.get("vectors").cloned().unwrap_or_default(),
+        "shard_number": params.get("shard_number").cloned().unwrap_or(json!(1)),
+        "replication_factor": rf,
+        "write_consistency_factor": wc,
+    });
+    for (key, from) in [("on_disk_payload", params.get("on_disk_payload")), ("sparse_vectors", params.get("sparse_vectors")), ("hnsw_config", config.get("hnsw_config")), ("quantization_config", config.get("quantization_config"))] {
+        if let Some(v) = from.filter(|v| !v.is_null()) {
+            body[key] = v.clone();
+        }
+    }
+    body
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ts(s: &str) -> jiff::Timestamp {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn ids_keys_and_backup_ids_round_trip() {
+        let id = id_at(ts("2026-12-06T14:05:09Z"));
+        assert_eq!(id, "2026-12-06-14-05-09");
+        let bid = backup_id("k", "c", &id);
+        assert_eq!(parse_backup_id(&bid), Some(("k", "c", id.as_str())));
+        assert_eq!(parse_backup_id("k/c"), None);
+        assert_eq!(parse_backup_id("k/c/x/y"), None);
+        assert_eq!(piece_key("p/k/c/id/", 3, 7, 2), "p/k/c/id/shard-3/peer-7-a2.snapshot");
+    }
+
+    #[test]
+    fn only_directories_with_a_manifest_are_backups_and_retention_keeps_the_newest() {
+        let keys: Vec<String> = ["k/c/2026-01-01-00-00-00/manifest.json", "k/c/2026-01-01-00-00-00/shard-0/peer-1-a1.snapshot", "k/c/2026-01-02-00-00-00/shard-0/peer-1-a1.snapshot", "k/c/2026-01-03-00-00-00/manifest.json", "k/c/x/y/manifest.json", "k/c/2026-01-04-00-00-00/manifest.json"].iter().map(|s| s.to_string()).collect();
+        let good = good_backups("k/c/", &keys);
+        assert_eq!(good, ["2026-01-01-00-00-00", "2026-01-03-00-00-00", "2026-01-04-00-00-00"], "the running one (no manifest) is not a backup");
+        assert_eq!(expired(&good, Some(2)), ["2026-01-01-00-00-00"]);
+        assert!(expired(&good, Some(3)).is_empty());
+        assert!(expired(&good, None).is_empty(), "no retention count: keep all");
+    }
+
+    #[test]
+    fn schedules_five_fields_utc_and_one_backup_for_missed_times() {
+        assert!(parse_schedule("").unwrap().is_none());
+        assert!(parse_schedule("* * * *").is_err());
+        assert!(parse_schedule("61 * * * *").is_err());
+        assert!(parse_schedule("0 0 * * * *").is_err(), "no seconds field");
+        let every_minute = parse_schedule("* * * * *").unwrap().unwrap();
+        assert_eq!(next_time(&every_minute, ts("2026-01-01T00:00:30Z")), Some(ts("2026-01-01T00:01:00Z")));
+        assert_eq!(interval(&every_minute, ts("2026-01-01T00:00:30Z")), Some(60.0));
+        assert_eq!(due(&every_minute, ts("2026-01-01T00:00:30Z"), ts("2026-01-01T00:00:59Z")), None);
+        assert_eq!(due(&every_minute, ts("2026-01-01T00:00:30Z"), ts("2026-01-01T00:05:10Z")), Some(ts("2026-01-01T00:05:00Z")), "missed times: one backup");
+        let daily = parse_schedule("0 2 * * *").unwrap().unwrap();
+        assert_eq!(next_time(&daily, ts("2026-01-01T02:00:00Z")), Some(ts("2026-01-02T02:00:00Z")));
+        assert_eq!(interval(&daily, ts("2026-01-01T00:00:00Z")), Some(86400.0));
+    }
+
+    #[test]
+    fn records_keep_running_kept_and_five_failures() {
+        let rec = |id: &str, state| BackupRecord { id: id.into(), state, ..Default::default() };
+        let mut records = vec![rec("01", BackupState::Succeeded), rec("02", BackupState::Succeeded), rec("10", BackupState::Running)];
+        records.extend((11..18).map(|i| rec(&i.to_string(), BackupState::Failed)));
+        let kept = ["02".to_string()];
+        let out = trim_records(records, Some(&kept));
+        let ids: Vec<&str> = out.iter().map(|r| r.id.as_str()).collect();
+        assert_eq!(ids, ["17", "16", "15", "14", "13", "10", "02"]);
+    }
+
+    #[test]
+    fn a_restore_creates_what_the_backup_had_with_replication_capped_at_the_peers() {
+        let config = json!({"params": {"vectors": {"size": 4, "distance": "Dot"}, "shard_number": 6, "replication_factor": 2, "write_consistency_factor": 2, "on_disk_payload": true},
+            "hnsw_config": {"m": 16}, "optimizer_config": {"indexing_threshold": 1}, "quantization_config": null, "wal_config": {}});
+        let body = restore_body(&config, 3);
+        assert_eq!(body, json!({"vectors": {"size": 4, "distance": "Dot"}, "shard_number": 6, "replication_factor": 2, "write_consistency_factor": 2, "on_disk_payload": true, "hnsw_config": {"m": 16}}));
+        let small = restore_body(&config, 1);
+        assert_eq!((small["replication_factor"].as_u64(), small["write_consistency_factor"].as_u64()), (Some(1), Some(1)));
+    }
+}
