@@ -24,31 +24,36 @@ use serde::{Deserialize, Serialize};
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [{"rule": "has(self.vectorSize) || has(self.template)", "message": "vectorSize is required unless a template is named"}]))]
 pub struct QdrantCollectionSpec {
     /// The QdrantCluster, in this namespace, that holds the collection.
     #[schemars(length(min = 1))]
     pub cluster: String,
-    /// Size of the collection's (unnamed) vectors. Fixed once the collection exists.
+    /// Size of the collection's (unnamed) vectors; required unless the template gives it. Fixed once the collection exists.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
-    pub vector_size: u64,
-    /// How vectors are compared: Cosine (the older operator's only choice), Euclid, Dot or Manhattan. Fixed once the collection exists.
-    #[serde(default)]
-    pub distance: Distance,
-    /// Number of shards. Fixed once the collection exists.
-    #[serde(default = "one")]
+    pub vector_size: Option<u64>,
+    /// How vectors are compared: Cosine (the default, and the older operator's only choice), Euclid, Dot or Manhattan. Fixed once the collection exists.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub distance: Option<Distance>,
+    /// Number of shards (default 1, or the template's). Fixed once the collection exists.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
-    pub shard_number: u32,
-    /// Copies of each shard, at most the cluster's number of peers. Can change later.
-    #[serde(default = "one")]
+    pub shard_number: Option<u32>,
+    /// Copies of each shard (default 1, or the template's), at most the cluster's number of peers. Can change later.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
-    pub replication_factor: u32,
+    pub replication_factor: Option<u32>,
     /// Replicas that must acknowledge a write, at most `replicationFactor`. Can change later.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
     pub write_consistency_factor: Option<u32>,
-    /// Keep vectors on disk (memory-mapped) rather than in RAM.
-    #[serde(default = "yes")]
-    pub on_disk: bool,
+    /// Keep vectors on disk (memory-mapped) rather than in RAM (default true, or the template's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_disk: Option<bool>,
+    /// This operator's addition: a QdrantCollectionTemplate (by `metadata.name`) whose settings fill what this spec leaves out: shards, replication, on-disk, vectors, quantization, and backups (with `snapshots` saying where).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<String>,
     /// More of Qdrant's collection settings, as its API names them: `hnsw_config`, `optimizers_config`, `quantization_config`, `on_disk_payload`, `sparse_vectors`. Merged over the fields above when the collection is created; what Qdrant lets change is updated later.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "free_form")]
@@ -56,18 +61,10 @@ pub struct QdrantCollectionSpec {
     /// What deleting this resource does to the collection: `Delete` (the default) deletes it in Qdrant; `Retain` leaves it and its data in Qdrant.
     #[serde(default)]
     pub deletion_policy: DeletionPolicy,
-    /// The older operator's backup settings. Accepted for compatibility; backups are QdrantCollectionBackup resources here.
+    /// The older operator's backup settings (as QdrantCollectionBackup's `snapshots`): with `backupNow` or a `backupSchedule` (or a template's backup policy), the operator keeps a QdrantCollectionBackup of the same name for this collection; with `restoreSnapshotName`, a QdrantCollectionRestore restores that backup into it once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "free_form")]
     pub snapshots: Option<serde_json::Value>,
-}
-
-fn one() -> u32 {
-    1
-}
-
-fn yes() -> bool {
-    true
 }
 
 fn free_form(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
@@ -132,13 +129,15 @@ mod tests {
     #[test]
     fn the_older_operators_manifests_decode_with_its_defaults() {
         let spec: QdrantCollectionSpec = serde_json::from_value(serde_json::json!({"cluster": "my-cluster", "vectorSize": 10})).unwrap();
-        assert_eq!((spec.shard_number, spec.replication_factor, spec.on_disk, spec.distance), (1, 1, true, Distance::Cosine));
+        let e = crate::collections::plan::effective(&spec, None).unwrap();
+        assert_eq!((e.shard_number, e.replication_factor, e.on_disk, e.distance), (1, 1, true, Distance::Cosine));
         assert_eq!(spec.deletion_policy, DeletionPolicy::Delete);
         let complete: QdrantCollectionSpec = serde_json::from_value(serde_json::json!({
             "cluster": "my-cluster", "vectorSize": 10, "onDisk": false, "shardNumber": 6, "replicationFactor": 2,
             "config": {"hnsw_config": {"m": 16}},
             "snapshots": {"s3EndpointURL": "https://storage.googleapis.com/", "s3CredentialsSecretName": "c", "bucketName": "b", "backupSchedule": "0 0 * * *"}
         })).unwrap();
-        assert_eq!((complete.shard_number, complete.replication_factor, complete.on_disk), (6, 2, false));
+        let e = crate::collections::plan::effective(&complete, None).unwrap();
+        assert_eq!((e.shard_number, e.replication_factor, e.on_disk), (6, 2, false));
     }
 }

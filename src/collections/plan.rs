@@ -6,15 +6,63 @@
 
 use serde_json::{json, Value};
 
-use super::crd::QdrantCollectionSpec;
+use super::crd::{Distance, QdrantCollectionSpec};
+use crate::backups::crd::{QdrantCollectionTemplateSpec, TemplateDistance};
 
 /// Settings Qdrant lets change in place, under `config.params` of `GET /collections/{name}`.
 const PARAMS: &[&str] = &["replication_factor", "write_consistency_factor", "on_disk_payload"];
 /// Sections Qdrant lets change in place, top level of the create body and of `config`.
 const SECTIONS: &[(&str, &str)] = &[("hnsw_config", "hnsw_config"), ("optimizers_config", "optimizer_config"), ("quantization_config", "quantization_config")];
 
-/// The body of `PUT /collections/{name}`: the spec's fields, with `config` merged over them.
-pub fn create_body(spec: &QdrantCollectionSpec) -> Value {
+/// A collection's settings once its template filled what its spec leaves out.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Effective {
+    pub vector_size: u64,
+    pub distance: Distance,
+    pub shard_number: u32,
+    pub replication_factor: u32,
+    pub write_consistency_factor: Option<u32>,
+    pub on_disk: bool,
+    pub config: Option<Value>,
+}
+
+/// Pure: the spec over the template over the defaults. The template's quantization goes into
+/// `config.quantization_config` unless the spec's `config` has one.
+pub fn effective(spec: &QdrantCollectionSpec, template: Option<&QdrantCollectionTemplateSpec>) -> Result<Effective, String> {
+    let tv = template.and_then(|t| t.vectors.as_ref());
+    let vector_size = spec.vector_size.or(tv.and_then(|v| v.size)).ok_or("vectorSize is not set, and the template gives no vectors.size")?;
+    let distance = spec.distance.or(tv.and_then(|v| v.distance).map(|d| match d {
+        TemplateDistance::Cosine => Distance::Cosine,
+        TemplateDistance::Euclid => Distance::Euclid,
+        TemplateDistance::Dot => Distance::Dot,
+    }));
+    let mut config = spec.config.clone();
+    if let Some(q) = tv.and_then(|v| v.quantization.as_ref()) {
+        let quantization = match (&q.scalar, &q.product) {
+            (Some(s), _) => Some(json!({"scalar": {"type": s.type_.map(|_| "int8").unwrap_or("int8")}})),
+            (None, Some(p)) => Some(json!({"product": {"compression": p.compression.map(|c| serde_json::to_value(c).unwrap_or_default()).unwrap_or(json!("x16"))}})),
+            (None, None) => None,
+        };
+        if let Some(q) = quantization {
+            let cfg = config.get_or_insert_with(|| json!({}));
+            if cfg.get("quantization_config").is_none() {
+                cfg["quantization_config"] = q;
+            }
+        }
+    }
+    Ok(Effective {
+        vector_size,
+        distance: distance.unwrap_or_default(),
+        shard_number: spec.shard_number.or(template.map(|t| t.shards)).unwrap_or(1),
+        replication_factor: spec.replication_factor.or(template.map(|t| t.replication_factor)).unwrap_or(1),
+        write_consistency_factor: spec.write_consistency_factor,
+        on_disk: spec.on_disk.or(template.map(|t| t.on_disk)).unwrap_or(true),
+        config,
+    })
+}
+
+/// The body of `PUT /collections/{name}`: the settings, with `config` merged over them.
+pub fn create_body(spec: &Effective) -> Value {
     let mut body = json!({
         "vectors": {"size": spec.vector_size, "distance": spec.distance, "on_disk": spec.on_disk},
         "shard_number": spec.shard_number,
@@ -101,8 +149,8 @@ pub fn step(body: &Value, existing: Option<&Value>) -> Step {
 mod tests {
     use super::*;
 
-    fn spec(v: Value) -> QdrantCollectionSpec {
-        serde_json::from_value(v).unwrap()
+    fn spec(v: Value) -> Effective {
+        effective(&serde_json::from_value::<QdrantCollectionSpec>(v).unwrap(), None).unwrap()
     }
 
     /// `config` as Qdrant answers for a collection made from `body`, with its own defaults.
@@ -133,6 +181,18 @@ mod tests {
         let old = create_body(&spec(json!({"cluster": "c", "vectorSize": 4})));
         let new = create_body(&spec(json!({"cluster": "c", "vectorSize": 4, "replicationFactor": 2, "config": {"hnsw_config": {"m": 32}, "optimizers_config": {"deleted_threshold": 0.2}}})));
         assert_eq!(step(&new, Some(&qdrant_config(&old))), Step::Update(json!({"params": {"replication_factor": 2}, "hnsw_config": {"m": 32}})));
+    }
+
+    #[test]
+    fn a_template_fills_what_the_spec_leaves_out_and_the_spec_wins() {
+        let t: QdrantCollectionTemplateSpec = serde_json::from_value(json!({"name": "t", "shards": 6, "replicationFactor": 2, "onDisk": true,
+            "vectors": {"size": 768, "distance": "Dot", "quantization": {"scalar": {"type": "int8"}}}})).unwrap();
+        let only_template = effective(&serde_json::from_value(json!({"cluster": "c", "template": "t"})).unwrap(), Some(&t)).unwrap();
+        assert_eq!((only_template.vector_size, only_template.distance, only_template.shard_number, only_template.replication_factor), (768, Distance::Dot, 6, 2));
+        assert_eq!(create_body(&only_template)["quantization_config"], json!({"scalar": {"type": "int8"}}));
+        let overridden = effective(&serde_json::from_value(json!({"cluster": "c", "template": "t", "vectorSize": 4, "shardNumber": 1})).unwrap(), Some(&t)).unwrap();
+        assert_eq!((overridden.vector_size, overridden.shard_number, overridden.replication_factor), (4, 1, 2));
+        assert!(effective(&serde_json::from_value(json!({"cluster": "c", "template": "t"})).unwrap(), None).is_err(), "no size anywhere");
     }
 
     #[test]

@@ -17,6 +17,7 @@ use super::crd::{DeletionPolicy, QdrantCollection, QdrantCollectionStatus};
 use super::plan::{self, Step};
 use crate::controller::apply::FIELD_MANAGER;
 use crate::controller::{build, Context};
+use crate::backups::crd::QdrantCollectionTemplate;
 use crate::crd::QdrantCluster;
 use crate::operations::collection;
 use crate::Error;
@@ -85,6 +86,11 @@ async fn reconcile_inner(cached: &QdrantCollection, ctx: &Context) -> Result<Act
     let access = ctx.access(&format!("{ns}/{}", col.spec.cluster));
     let target = cluster.as_ref().map(|qc| build::rest_url(qc, &format!("{}-0", col.spec.cluster)));
     let now = Time(jiff::Timestamp::now());
+    let template = match &col.spec.template {
+        Some(t) => Api::<QdrantCollectionTemplate>::all(ctx.client.clone()).get_opt(t).await?,
+        None => None,
+    };
+    let settings = plan::effective(&col.spec, template.as_ref().map(|t| &t.spec));
 
     if col.metadata.deletion_timestamp.is_some() {
         if !finalizers.iter().any(|f| f == FINALIZER) {
@@ -97,7 +103,11 @@ async fn reconcile_inner(cached: &QdrantCollection, ctx: &Context) -> Result<Act
                 // A collection that someone else made with other fixed settings is never ours
                 // to delete.
                 let theirs = match collection::observe(&client, target, &name).await {
-                    Ok(o) => matches!(plan::step(&plan::create_body(&col.spec), o.as_ref().map(|o| &o.config)), Step::Conflict(_)),
+                    Ok(o) => match &settings {
+                        Ok(e) => matches!(plan::step(&plan::create_body(e), o.as_ref().map(|o| &o.config)), Step::Conflict(_)),
+                        // Without its settings it cannot be told apart from someone else's.
+                        Err(_) => true,
+                    },
                     Err(_) => false,
                 };
                 let deleted = if theirs { Ok(()) } else { collection::delete(&client, &ctx.guard, target, &name).await };
@@ -118,11 +128,23 @@ async fn reconcile_inner(cached: &QdrantCollection, ctx: &Context) -> Result<Act
         write_status(ctx, &col, &status(&col, None, Some(("ClusterNotFound", why)), &now)).await?;
         return Ok(Action::requeue(RETRY));
     };
-    let mut problems = Vec::new();
-    if i64::from(col.spec.replication_factor) > i64::from(qc.spec.replicas) {
-        problems.push(format!("replicationFactor {} is more than the {} peers of {}", col.spec.replication_factor, qc.spec.replicas, col.spec.cluster));
+    if let (Some(t), None) = (&col.spec.template, &template) {
+        let why = format!("QdrantCollectionTemplate {t} does not exist");
+        write_status(ctx, &col, &status(&col, None, Some(("TemplateNotFound", why)), &now)).await?;
+        return Ok(Action::requeue(RETRY));
     }
-    if col.spec.write_consistency_factor.is_some_and(|w| w > col.spec.replication_factor) {
+    let settings = match settings {
+        Ok(s) => s,
+        Err(why) => {
+            write_status(ctx, &col, &status(&col, None, Some(("InvalidSpec", why)), &now)).await?;
+            return Ok(Action::await_change());
+        }
+    };
+    let mut problems = Vec::new();
+    if i64::from(settings.replication_factor) > i64::from(qc.spec.replicas) {
+        problems.push(format!("replicationFactor {} is more than the {} peers of {}", settings.replication_factor, qc.spec.replicas, col.spec.cluster));
+    }
+    if settings.write_consistency_factor.is_some_and(|w| w > settings.replication_factor) {
         problems.push("writeConsistencyFactor is more than replicationFactor".to_owned());
     }
     if !problems.is_empty() {
@@ -134,7 +156,7 @@ async fn reconcile_inner(cached: &QdrantCollection, ctx: &Context) -> Result<Act
         return Ok(Action::requeue(RETRY));
     };
     let client = ctx.qdrant.client(&access).map_err(|e| Error::Spec(e.to_string()))?;
-    let body = plan::create_body(&col.spec);
+    let body = plan::create_body(&settings);
     let observed = match collection::observe(&client, &target, &name).await {
         Ok(o) => o,
         Err(why) => {
