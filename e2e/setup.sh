@@ -20,3 +20,6 @@ python3 -c 'import yaml' 2>/dev/null || python3 -m pip install -q 'PyYAML==6.0.3
 for t in go cargo python3 openssl curl; do
   command -v "$t" >/dev/null || { echo "[setup] $t is missing and cannot be installed here" >&2; exit 1; }
 done
+# The S3 server of the backup suites, built from Go modules like the control plane's binaries
+# and cached the same way (a warm run builds nothing), so a fresh machine needs nothing else.
+"$(dirname "$0")/s3/build.sh" >/dev/null

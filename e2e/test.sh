@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Everything CI runs: unit tests, CRD freshness, rule tests, the Helm chart's, dashboard's and
-# documentation's checks, then the local control plane, deploy, every e2e suite, and teardown
-# (always, even on failure).
+# documentation's checks, the Qdrant stand-in's and the S3 server's self-tests, then the local
+# control plane, deploy, every e2e suite, and teardown (always, even on failure).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 step() { echo; echo "### $* ($(date +%H:%M:%S))"; }
@@ -25,6 +25,8 @@ python3 e2e/docs_check.py
 step "Qdrant stand-in: self-test and conformance with Qdrant's OpenAPI documents"
 python3 e2e/qdrant/test_standin.py
 python3 e2e/qdrant/conformance.py
+step "S3 server (versitygw): its client, its fault proxy and the suites' S3 helpers (no cluster)"
+e2e/s3/selftest.sh
 step "local runner: Qdrant Pods as processes (no control plane)"
 python3 e2e/cluster/test_runner_qdrant.py
 step "Helm chart: helm lint, default rendering against deploy/, values the schema refuses"

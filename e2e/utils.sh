@@ -464,3 +464,103 @@ restarted_all() {
 check_rolling_restart() {
   python3 "$E2E_DIR/restart_check.py" "$RESTART_SAMPLES" "$TEST_NS" "$1" "$2" "$3" "$4"
 }
+
+# --- S3 (backups): a local versitygw, and a fault proxy in front of it ---
+# The server (e2e/s3/s3.sh) and the proxy (e2e/s3/faultproxy.py) are processes on 127.0.0.1,
+# which the operator's Pods, local processes too, reach. Their state is in $E2E_STATE/s3.$TEST_NS.
+
+s3_state() { echo "$E2E_STATE/s3.$TEST_NS"; }
+
+# s3_up: starts an empty S3 server and exports S3_ENDPOINT, S3_ACCESS_KEY, S3_SECRET_KEY and
+# S3_REGION. Empty, because suites count the objects a backup wrote, and an earlier run's (a
+# server left running, or its files) must not be counted. A failed suite's objects stay on
+# disk, in $(s3_state)/s3/data, until the next s3_up. Call s3_down from the suite's EXIT trap.
+s3_up() {
+  local state env line
+  state=$(s3_state)
+  s3_down
+  rm -rf "$state"
+  env=$("$E2E_DIR/s3/s3.sh" start "$state") || fail "the S3 server did not start (its log: $state/s3/log)"
+  while IFS= read -r line; do export "${line?}"; done <<<"$env"
+}
+
+# s3_down: stops the fault proxy and the S3 server, each by the PID it recorded and only if that
+# process is still theirs. Does nothing when neither runs, and never fails: it runs in traps.
+s3_down() {
+  s3_proxy_down
+  "$E2E_DIR/s3/s3.sh" stop "$(s3_state)" || true
+}
+
+# The suites' S3 client (e2e/s3/s3cli.py: SigV4 by hand, standard library only). It always goes
+# straight to the server, never through the proxy: what a suite reads of the bucket must not
+# depend on the fault it injects. On any S3 error it says which request failed and how, and
+# exits non-zero (3 when nothing answered), so a suite under set -e stops there.
+s3cli() { python3 "$E2E_DIR/s3/s3cli.py" "$@"; }
+s3_mb() { s3cli mb "$1"; }                  # s3_mb BUCKET
+s3_put() { s3cli put "$1" "$2" "${3:--}"; } # s3_put BUCKET KEY [FILE]: FILE's bytes, else stdin's
+s3_keys() { s3cli keys "$1" "${2:-}"; }     # s3_keys BUCKET [PREFIX]: object keys, one a line, sorted
+s3_get() { s3cli get "$1" "$2"; }           # s3_get BUCKET KEY: the object's bytes on stdout
+s3_rm() { s3cli rm "$1" "$2"; }             # s3_rm BUCKET KEY
+
+# s3_secret NAME [ACCESS_KEY [SECRET_KEY]]: creates or replaces the Secret NAME in $TEST_NS with
+# the keys a backup's s3CredentialsSecretName names, ACCESS_KEY and SECRET_KEY (the JavaScript
+# operator's names); by default the server's. A key given as '' stays empty, for the suites of
+# a bad Secret.
+s3_secret() {
+  [ $# -ge 3 ] || [ -n "${S3_ACCESS_KEY:-}" ] || fail "s3_secret $1: no keys given and no S3 server (s3_up)"
+  s3_secret_manifest "$1" "${2-$S3_ACCESS_KEY}" "${3-$S3_SECRET_KEY}" | kc apply -n "$TEST_NS" -f - >/dev/null
+}
+
+# s3_secret_manifest NAME ACCESS_KEY SECRET_KEY: that Secret as JSON, built by Python so that
+# any character in a key is quoted right.
+s3_secret_manifest() {
+  python3 -c 'import json, sys
+name, access, secret = sys.argv[1:]
+print(json.dumps({"apiVersion": "v1", "kind": "Secret", "type": "Opaque", "metadata": {"name": name},
+                  "stringData": {"ACCESS_KEY": access, "SECRET_KEY": secret}}))' "$@"
+}
+
+# s3_proxy_up: starts e2e/s3/faultproxy.py on a free loopback port in front of the server (after
+# s3_up), in mode pass, and exports S3_PROXY_ENDPOINT. Give the operator that endpoint, inspect
+# the bucket with the s3_ helpers above, and inject faults with s3_proxy_mode.
+S3_PROXY_PID=""
+s3_proxy_up() {
+  local dir
+  dir=$(s3_state)/proxy
+  [ -n "${S3_ENDPOINT:-}" ] || fail "s3_proxy_up: no S3 server (call s3_up first)"
+  s3_proxy_down
+  rm -rf "$dir" && mkdir -p "$dir"
+  python3 -u "$E2E_DIR/s3/faultproxy.py" --listen 127.0.0.1:0 --target "${S3_ENDPOINT#http://}" \
+    --state "$dir" >"$dir/stdout" 2>"$dir/log" </dev/null &
+  S3_PROXY_PID=$!
+  wait_until 10 "the S3 fault proxy to listen (its log: $dir/log)" test -s "$dir/port"
+  export S3_PROXY_ENDPOINT="http://127.0.0.1:$(cat "$dir/port")"
+}
+
+# s3_proxy_mode MODE...: pass | down | down-after-puts N (see e2e/s3/faultproxy.py). It applies
+# from the proxy's next connection or request; each call starts a new count of PUTs.
+s3_proxy_mode() {
+  [ -s "$(s3_state)/proxy/pid" ] || fail "s3_proxy_mode $*: no fault proxy (call s3_proxy_up first)"
+  python3 "$E2E_DIR/s3/faultproxy.py" --state "$(s3_state)/proxy" --set-mode "$@"
+}
+
+# s3_proxy_down: stops the proxy by its PID, only if that PID is still this state's
+# faultproxy.py (a reused PID is never signalled), and waits until it has exited. Never fails.
+s3_proxy_down() {
+  local dir pid i
+  dir=$(s3_state)/proxy
+  pid=$S3_PROXY_PID
+  S3_PROXY_PID=""
+  [ -n "$pid" ] || pid=$(cat "$dir/pid" 2>/dev/null) || return 0
+  case $(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) in
+    *"/faultproxy.py --listen "*" --state $dir "*) ;;
+    *) return 0 ;;
+  esac
+  kill -TERM "$pid" 2>/dev/null || return 0
+  for ((i = 0; i < 50; i++)); do running "$pid" || break; sleep 0.1; done
+  running "$pid" && kill -KILL "$pid" 2>/dev/null
+  wait "$pid" 2>/dev/null || true # reaps it when it is this shell's child
+}
+
+# running PID: the process exists and has not exited (a child not yet reaped is a zombie).
+running() { [ -r "/proc/$1/status" ] && ! grep -q '^State:[[:space:]]*Z' "/proc/$1/status" 2>/dev/null; }
