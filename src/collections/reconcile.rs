@@ -1,6 +1,7 @@
-//! The Kubernetes half of a QdrantCollection (work in progress: not yet run by the
-//! controller). Reaches the collection's cluster the way that cluster's own reconcile last
-//! resolved it (key, CA), through the Pod of ordinal 0, and writes only on the leader.
+//! The Kubernetes half of a QdrantCollection. Reaches the collection's cluster the way that
+//! cluster's own reconcile last resolved it (key, CA), through the Pod of ordinal 0, and writes
+//! only on the leader. A template named in the spec fills what it leaves out; `spec.snapshots`
+//! becomes backup and restore resources (`super::snapshots`).
 //!
 //! Deletion goes through the finalizer `qdrant.operator/collection`: the collection is deleted
 //! in Qdrant first (unless `deletionPolicy: Retain`), then the finalizer is removed.
@@ -63,6 +64,20 @@ async fn set_finalizers(ctx: &Context, col: &QdrantCollection, finalizers: Vec<S
     Ok(())
 }
 
+/// Keeps a template's `usageCount` (the QdrantCollections that name it, but `leaving`) and
+/// `lastUsed` (when that count last changed), as the older operator's status had them.
+async fn note_template_use(ctx: &Context, t: &QdrantCollectionTemplate, leaving: Option<&str>) -> Result<(), Error> {
+    let all = Api::<QdrantCollection>::all(ctx.client.clone()).list(&kube::api::ListParams::default()).await?;
+    let count = all.items.iter().filter(|c| c.spec.template.as_deref() == Some(&t.name_any()) && c.metadata.uid.as_deref() != leaving && c.metadata.deletion_timestamp.is_none()).count() as u32;
+    if t.status.as_ref().and_then(|s| s.usage_count) == Some(count) {
+        return Ok(());
+    }
+    let api: Api<QdrantCollectionTemplate> = Api::all(ctx.client.clone());
+    let patch = serde_json::json!({"status": {"usageCount": count, "lastUsed": crate::backups::rfc3339(jiff::Timestamp::now())}});
+    ctx.guard.write(api.patch_status(&t.name_any(), &PatchParams::default(), &Patch::Merge(&patch))).await??;
+    Ok(())
+}
+
 /// A failed reconcile is tried again in a few seconds; leadership ending is no failure.
 pub fn error_policy(_: Arc<QdrantCollection>, err: &Error, _: Arc<Context>) -> Action {
     if err.is_leadership() {
@@ -120,6 +135,9 @@ async fn reconcile_inner(cached: &QdrantCollection, ctx: &Context) -> Result<Act
             }
         }
         set_finalizers(ctx, &col, finalizers.into_iter().filter(|f| f != FINALIZER).collect()).await?;
+        if let Some(t) = &template {
+            note_template_use(ctx, t, col.metadata.uid.as_deref()).await?;
+        }
         return Ok(Action::await_change());
     }
 
@@ -183,7 +201,11 @@ async fn reconcile_inner(cached: &QdrantCollection, ctx: &Context) -> Result<Act
         }
         return Ok(Action::requeue(Duration::ZERO));
     }
-    write_status(ctx, &col, &status(&col, observed.as_ref(), None, &now)).await?;
+    let problem = super::snapshots::sync(ctx, &col, template.as_ref().map(|t| &t.spec)).await?;
+    if let Some(t) = &template {
+        note_template_use(ctx, t, None).await?;
+    }
+    write_status(ctx, &col, &status(&col, observed.as_ref(), problem, &now)).await?;
     // Point counts and replica states move without a Kubernetes event.
     Ok(Action::requeue(ctx.health_interval))
 }
