@@ -128,11 +128,20 @@ pub fn next_time(cron: &croner::Cron, after: jiff::Timestamp) -> Option<jiff::Ti
     cron.find_next_occurrence(&after.to_zoned(jiff::tz::TimeZone::UTC), false).ok().map(|z| z.timestamp())
 }
 
-/// The time between two consecutive schedule times from `from` (for the alert).
+/// Schedule times looked at for [`interval`]: enough to span a week of a daily schedule.
+const INTERVAL_SAMPLES: usize = 16;
+
+/// The longest time between consecutive schedule times from `from` (for the alert, which
+/// must not fire over the weekend of a weekdays-only schedule).
 pub fn interval(cron: &croner::Cron, from: jiff::Timestamp) -> Option<f64> {
-    let a = next_time(cron, from)?;
-    let b = next_time(cron, a)?;
-    Some(b.duration_since(a).as_secs_f64())
+    let mut t = next_time(cron, from)?;
+    let mut longest = None::<f64>;
+    for _ in 0..INTERVAL_SAMPLES {
+        let n = next_time(cron, t)?;
+        longest = Some(longest.unwrap_or(0.0).max(n.duration_since(t).as_secs_f64()));
+        t = n;
+    }
+    longest
 }
 
 /// The schedule time a scheduled backup is due for at `now`, if any: the latest schedule time
@@ -227,6 +236,8 @@ mod tests {
         let daily = parse_schedule("0 2 * * *").unwrap().unwrap();
         assert_eq!(next_time(&daily, ts("2026-01-01T02:00:00Z")), Some(ts("2026-01-02T02:00:00Z")));
         assert_eq!(interval(&daily, ts("2026-01-01T00:00:00Z")), Some(86400.0));
+        let weekdays = parse_schedule("0 2 * * 1-5").unwrap().unwrap();
+        assert_eq!(interval(&weekdays, ts("2026-01-05T00:00:00Z")), Some(3.0 * 86400.0), "the weekend's gap");
     }
 
     #[test]

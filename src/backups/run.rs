@@ -187,6 +187,15 @@ async fn take(ctx: &Context, job: &Job, client: &QdrantClient, store: &Store, la
     let bytes = serde_json::to_vec_pretty(&manifest).map_err(|e| Failure { reason: "Internal", message: e.to_string() })?;
     let len = bytes.len() as u64;
     store.put(&ctx.guard, &format!("{dir}{}", plan::MANIFEST), bytes.into(), len).await.map_err(|e| Failure { reason: e.reason(), message: format!("writing the manifest: {e}") })?;
+    // Pieces of earlier attempts (a leader that stopped mid-way) are not part of this backup.
+    if let Ok(keys) = store.list(dir).await {
+        let listed = |k: &str| k.ends_with(plan::MANIFEST) || manifest.pieces.iter().any(|p| p.key == k);
+        for (key, _) in keys.iter().filter(|(k, _)| !listed(k)) {
+            if let Err(e) = store.delete(&ctx.guard, key).await {
+                tracing::warn!(error = %e, key, "a piece of an earlier attempt stays");
+            }
+        }
+    }
     let size = manifest.pieces.iter().map(|p| p.size).sum();
     Ok(Done { size, pieces: manifest.pieces.len() as u32, points: after, location: store.location(dir) })
 }
