@@ -18,9 +18,9 @@ use crate::leader::LeadershipGuard;
 use crate::operations::backup::{self as ops, Failure, Replica};
 use crate::qdrant::QdrantClient;
 
-/// Orphaned pieces (of attempts that failed and could not clean up, e.g. with S3 down) are
-/// deleted once they are this old: a backup of another resource for the same collection may
-/// still be writing younger ones.
+/// Orphaned pieces of other resources' attempts (that failed and could not clean up, e.g.
+/// with S3 down) are deleted once they are this old: another resource backing up the same
+/// collection may still be writing younger ones. This resource's own failures go at once.
 const ORPHAN_AGE: jiff::SignedDuration = jiff::SignedDuration::from_hours(1);
 
 /// What a backup job works on.
@@ -102,8 +102,15 @@ async fn retention(ctx: &Context, job: &Job) {
     };
     let good = plan::good_backups(&prefix, &keys);
     let expired = plan::expired(&good, s.retention_count);
+    // What failed attempts of this resource left (S3 was down when they tried to clean up),
+    // and, after an hour, anybody's.
+    let failed: Vec<String> = match kube::Api::<QdrantCollectionBackup>::namespaced(ctx.client.clone(), &job.namespace).get_opt(&job.name).await {
+        Ok(Some(b)) => b.status.map(|s| s.backups.into_iter().filter(|r| r.state == BackupState::Failed).map(|r| r.id).collect()).unwrap_or_default(),
+        _ => Vec::new(),
+    };
     let old_enough = |id: &str| plan::id_at(jiff::Timestamp::now() - ORPHAN_AGE).as_str() > id;
-    let orphans: Vec<&str> = keys.iter().filter_map(|k| k.strip_prefix(&prefix)?.split('/').next()).filter(|id| !good.iter().any(|g| g == id) && *id != job.id && old_enough(id)).collect();
+    let mut orphans: Vec<&str> = keys.iter().filter_map(|k| k.strip_prefix(&prefix)?.split('/').next()).filter(|id| !good.iter().any(|g| g == id) && *id != job.id && (old_enough(id) || failed.iter().any(|f| f == id))).collect();
+    orphans.dedup();
     for id in expired.iter().map(String::as_str).chain(orphans) {
         let dir = format!("{prefix}{id}/");
         let manifest = format!("{dir}{}", plan::MANIFEST);
