@@ -537,8 +537,9 @@ s3_proxy_up() {
   export S3_PROXY_ENDPOINT="http://127.0.0.1:$(cat "$dir/port")"
 }
 
-# s3_proxy_mode MODE...: pass | down | down-after-puts N (see e2e/s3/faultproxy.py). It applies
-# from the proxy's next connection or request; each call starts a new count of PUTs.
+# s3_proxy_mode MODE...: pass | down | down-after-puts N | slow SECONDS (see e2e/s3/faultproxy.py).
+# It applies from the proxy's next connection or request; each call starts a new count of PUTs.
+# slow holds each PUT SECONDS (such as 1.5) before forwarding it; other requests go at once.
 s3_proxy_mode() {
   [ -s "$(s3_state)/proxy/pid" ] || fail "s3_proxy_mode $*: no fault proxy (call s3_proxy_up first)"
   python3 "$E2E_DIR/s3/faultproxy.py" --state "$(s3_state)/proxy" --set-mode "$@"

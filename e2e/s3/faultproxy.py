@@ -13,6 +13,10 @@ The mode is read from DIR/mode (absent: pass) at each new connection and at each
   down-after-puts N    forward the first N PUT requests seen since the mode was set (every PUT
                        counts: PutObject, UploadPart, CreateBucket), and anything else until
                        then; after the Nth, behave like down
+  slow SECONDS         hold every PUT request SECONDS (a number >= 0, such as 1.5) before
+                       forwarding it, then forward it; other requests go through at once. The
+                       hold is per request, in that connection's own thread: other connections
+                       are not held, and the mode in force when a PUT arrives decides its hold
 --set-mode adds a line "# set <ns> by <pid>" (lines starting with # are comments), so a mode
 counts as newly set, and its PUT count starts again, whenever --set-mode writes it, even unchanged.
 
@@ -23,6 +27,7 @@ saying so. Answers are copied back untouched. One line a connection and a reques
 import argparse
 import ipaddress
 import os
+import re
 import signal
 import socket
 import sys
@@ -37,13 +42,28 @@ def log(msg):
     print(f"[faultproxy {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
+SECONDS = re.compile(r"[0-9]+(\.[0-9]*)?|\.[0-9]+")  # no sign, exponent, inf or nan
+
+
 def parse_mode(words):
-    """('pass'|'down'|'down-after-puts', N) from the words of a mode; ValueError if malformed."""
+    """(name, argument) of a mode from its words: ('pass'|'down', 0), ('down-after-puts', N)
+    or ('slow', SECONDS as a float); ValueError if malformed."""
     if words in (["pass"], ["down"]):
         return words[0], 0
     if len(words) == 2 and words[0] == "down-after-puts" and words[1].isdigit():
         return words[0], int(words[1])
-    raise ValueError(f"unknown mode {' '.join(words)!r}: pass | down | down-after-puts N")
+    if words[:1] == ["slow"]:
+        if len(words) == 2 and SECONDS.fullmatch(words[1]):
+            return words[0], float(words[1])
+        raise ValueError(f"bad mode {' '.join(words)!r}: slow takes one SECONDS, "
+                         "a number >= 0 such as 1.5")
+    raise ValueError(f"unknown mode {' '.join(words)!r}: "
+                     "pass | down | down-after-puts N | slow SECONDS")
+
+
+def mode_text(mode, arg):
+    """A parsed mode as it is written: 'down', 'down-after-puts 2', 'slow 1.5'."""
+    return mode if mode in ("pass", "down") else f"{mode} {arg:g}"
 
 
 def write_atomically(path, text):
@@ -83,21 +103,24 @@ class Modes:
         """(admitted, the mode's text) for a new connection."""
         with self.lock:
             mode, n = self._current()
-            return self._open(mode, n), f"{mode} {n}" if mode == "down-after-puts" else mode
+            return self._open(mode, n), mode_text(mode, n)
 
     def admit_request(self, method):
-        """(admitted, a note for the log) for one request."""
+        """(admitted, seconds to hold it before forwarding, a note for the log) for one request.
+        The caller holds it, outside the lock, so that no other connection waits."""
         with self.lock:
             mode, n = self._current()
             if not self._open(mode, n):
-                return False, f"refused ({mode}{' ' + str(n) if mode != 'down' else ''})"
+                return False, 0, f"refused ({mode_text(mode, n)})"
             if mode == "down-after-puts" and method == "PUT":
                 self.puts += 1
-                return True, f"forwarded (PUT {self.puts} of {n})"
-            return True, "forwarded"
+                return True, 0, f"forwarded (PUT {self.puts} of {n})"
+            if mode == "slow" and method == "PUT":
+                return True, n, f"held {n:g} s, then forwarded ({mode_text(mode, n)})"
+            return True, 0, "forwarded"
 
     def _open(self, mode, n):
-        return mode == "pass" or (mode == "down-after-puts" and self.puts < n)
+        return mode in ("pass", "slow") or (mode == "down-after-puts" and self.puts < n)
 
 
 class BadRequest(Exception):
@@ -196,10 +219,11 @@ def serve(conn_id, client, target, modes):
                 return
             n += 1
             method, path, length = parse_head(head)
-            admitted, note = modes.admit_request(method)
+            admitted, hold, note = modes.admit_request(method)
             log(f"conn {conn_id} req {n}: {method} {path}: {note}")
             if not admitted:
                 return
+            time.sleep(hold)  # this connection's thread only; its body waits in the socket
             upstream.sendall(head)
             body, buf = buf[:length], buf[length:]
             upstream.sendall(body)

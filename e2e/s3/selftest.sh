@@ -5,8 +5,10 @@
 # lists (sorted, by prefix, page after page), gets and deletes with s3cli.py, and checks its
 # error exits; then the fault proxy: pass forwards; down-after-puts 2 forwards exactly 2 PUTs,
 # on separate connections and on one keep-alive connection, and fails the 3rd and what follows;
-# down fails a GET at once; pass again works; a chunked body is refused. Stops everything it
-# started on every exit path, and exits non-zero at the first check that fails.
+# down fails a GET at once; pass again works; slow 1.5 holds a PUT at least 1.5 s while a GET on
+# another connection is answered at once, and refuses a missing, negative or non-numeric SECONDS;
+# pass again puts at once; a chunked body is refused. Stops everything it started on every exit
+# path, and exits non-zero at the first check that fails.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 E2E_STATE=$(mktemp -d)
@@ -124,6 +126,35 @@ is "$(via_proxy s3_get bkt b/3)" "from stdin" "a GET in pass again"
 via_proxy s3_put bkt p/4 "$scratch/small"
 is "$(s3_keys bkt p/)" $'p/0\np/1\np/2\np/4' "the keys under p/ after pass again"
 ok "pass again: GET and PUT go through"
+
+expect_exit 2 "bad mode 'slow': slow takes one SECONDS" s3_proxy_mode slow
+expect_exit 2 "bad mode 'slow -1': slow takes one SECONDS, a number >= 0" s3_proxy_mode slow -1
+expect_exit 2 "bad mode 'slow x': slow takes one SECONDS, a number >= 0" s3_proxy_mode slow x
+ok "slow without SECONDS, or with -1 or x, is refused (exit 2), saying why"
+
+# A PUT in the background, timed to the end; while the proxy holds it, a GET on another connection.
+s3_proxy_mode slow 1.5
+t0=$(now_ms)
+(via_proxy s3_put bkt s/1 "$scratch/big" && echo $(($(now_ms) - t0)) >"$scratch/put-ms") 2>"$scratch/put-err" &
+put_pid=$!
+wait_until 10 "the proxy to hold the PUT of s/1" grep -q "PUT /bkt/s/1: held 1.5 s" "$proxy_log"
+t1=$(now_ms)
+is "$(via_proxy s3_get bkt b/3)" "from stdin" "a GET while a PUT is held"
+got=$(($(now_ms) - t1))
+[ "$got" -lt 1000 ] || fail "slow 1.5: a GET beside a held PUT took ${got} ms, not < 1000"
+running "$put_pid" || fail "slow 1.5: the PUT of s/1 was over before the GET beside it was answered"
+wait "$put_pid" || fail "slow 1.5: the PUT of s/1 failed: $(cat "$scratch/put-err")"
+put_ms=$(cat "$scratch/put-ms")
+[ "$put_ms" -ge 1500 ] || fail "slow 1.5: the PUT of s/1 took ${put_ms} ms, not >= 1500"
+s3_get bkt s/1 | cmp -s - "$scratch/big" || fail "slow 1.5: s/1 does not hold the bytes put"
+ok "slow 1.5: a PUT took ${put_ms} ms and stored its bytes; a GET during it took ${got} ms"
+
+s3_proxy_mode pass
+t0=$(now_ms)
+via_proxy s3_put bkt s/2 "$scratch/big"
+took=$(($(now_ms) - t0))
+[ "$took" -lt 1000 ] || fail "pass after slow: a PUT took ${took} ms, not < 1000"
+ok "pass after slow: a PUT takes ${took} ms again"
 
 code=$(curl -s -o "$scratch/out" -w '%{http_code}' --max-time 10 -H 'Transfer-Encoding: chunked' -T "$scratch/small" "$S3_PROXY_ENDPOINT/bkt/chunked") || true
 is "$code" 501 "the status of a chunked PUT through the proxy"
