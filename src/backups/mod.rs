@@ -35,6 +35,8 @@ use crd::Snapshots;
 pub const ACCESS_KEY: &str = "ACCESS_KEY";
 pub const SECRET_KEY: &str = "SECRET_KEY";
 const DEFAULT_REGION: &str = "us-east-1";
+/// How long a backup or restore waits for this leader to have reconciled its cluster.
+const ACCESS_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Backups and restores running in this process, by `kind/namespace/name`, so that a
 /// reconcile never starts a second copy of one still running, and a new leader (which has
@@ -73,8 +75,18 @@ pub struct Target {
 pub async fn target(ctx: &Context, ns: &str, cluster: &str) -> Result<Target, Failure> {
     let qc = Api::<QdrantCluster>::namespaced(ctx.client.clone(), ns).get_opt(cluster).await.map_err(|e| Failure { reason: "KubernetesError", message: e.to_string() })?;
     let Some(qc) = qc else { return Err(Failure { reason: "ClusterNotFound", message: format!("QdrantCluster {ns}/{cluster} does not exist") }) };
-    let Some(access) = ctx.access(&format!("{ns}/{cluster}")) else {
-        return Err(Failure { reason: "ClusterNotReady", message: format!("QdrantCluster {ns}/{cluster} has not been reconciled yet") });
+    // A new leader learns how to reach a cluster (key, CA) from its first reconcile of it,
+    // which may come after a backup it resumes: that is waited for, not failed.
+    let key = format!("{ns}/{cluster}");
+    let deadline = tokio::time::Instant::now() + ACCESS_WAIT;
+    let access = loop {
+        if let Some(a) = ctx.access(&key) {
+            break a;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(Failure { reason: "ClusterNotReady", message: format!("QdrantCluster {key} has not been reconciled by this leader within {ACCESS_WAIT:?} (paused, or blocked: see its status)") });
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     };
     let client = ctx.qdrant.client(&access).map_err(|e| Failure { reason: "ClusterNotReady", message: e.to_string() })?;
     let pods = (0..qc.spec.replicas.max(0))

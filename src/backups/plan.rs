@@ -51,15 +51,6 @@ pub struct Piece {
 }
 
 impl Manifest {
-    /// The piece each shard is restored from: the first one listed for it.
-    pub fn piece_per_shard(&self) -> std::collections::BTreeMap<u32, &Piece> {
-        let mut chosen = std::collections::BTreeMap::new();
-        for p in &self.pieces {
-            chosen.entry(p.shard).or_insert(p);
-        }
-        chosen
-    }
-
     pub fn shard_number(&self) -> Option<u32> {
         self.config.pointer("/params/shard_number").and_then(Value::as_u64).and_then(|n| u32::try_from(n).ok())
     }

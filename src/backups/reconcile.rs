@@ -95,20 +95,10 @@ async fn reconcile_inner(cached: &QdrantCollectionBackup, ctx: &Arc<Context>, te
         return Ok(Action::requeue(RUNNING_RECHECK));
     }
 
-    let cron = match schedule {
-        Ok(c) => c,
-        Err(why) => {
-            let now_s = rfc3339(now);
-            update_status::<QdrantCollectionBackup>(ctx, &ns, &name, |o| {
-                let st = o.status.get_or_insert_with(Default::default);
-                let cond = ready(st, generation, Some(("InvalidSchedule", why.clone())), &now_s);
-                let changed = st.conditions != [cond.clone()] || st.observed_generation != generation;
-                (st.conditions, st.observed_generation, st.next_schedule_time) = (vec![cond], generation, None);
-                changed
-            })
-            .await?;
-            return Ok(Action::await_change());
-        }
+    // A malformed schedule is reported, and takes no scheduled backups; backupNow still works.
+    let (cron, schedule_problem) = match schedule {
+        Ok(c) => (c, None),
+        Err(why) => (None, Some(("InvalidSchedule", why))),
     };
     let manual = b.spec.snapshots.backup_now && st.backup_now_generation != generation;
     let last_sched = st.last_schedule_time.as_deref().and_then(|t| t.parse::<jiff::Timestamp>().ok()).unwrap_or(created);
@@ -144,7 +134,7 @@ async fn reconcile_inner(cached: &QdrantCollectionBackup, ctx: &Arc<Context>, te
             }
             st.next_schedule_time = next.map(rfc3339);
             st.observed_generation = generation;
-            st.conditions = vec![ready(st, generation, None, &now_s)];
+            st.conditions = vec![ready(st, generation, schedule_problem.clone(), &now_s)];
             true
         })
         .await?;
@@ -155,7 +145,7 @@ async fn reconcile_inner(cached: &QdrantCollectionBackup, ctx: &Arc<Context>, te
     }
     update_status::<QdrantCollectionBackup>(ctx, &ns, &name, |o| {
         let st = o.status.get_or_insert_with(Default::default);
-        let cond = ready(st, generation, None, &now_s);
+        let cond = ready(st, generation, schedule_problem.clone(), &now_s);
         let next_s = next.map(rfc3339);
         let changed = st.conditions.first().map(|c| (&c.status, &c.reason, &c.message)) != Some((&cond.status, &cond.reason, &cond.message)) || st.observed_generation != generation || st.next_schedule_time != next_s;
         (st.conditions, st.observed_generation, st.next_schedule_time) = (vec![cond], generation, next_s);

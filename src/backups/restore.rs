@@ -209,9 +209,26 @@ async fn restore(ctx: &Context, ns: &str, r: &QdrantCollectionRestore) -> Result
     if layout.shard_number != want_shards {
         return Err(failed("ShardMismatch", format!("collection {collection} has {} shards, the backup {want_shards}: restore into a new collection name, or delete this one first", layout.shard_number)));
     }
-    for (shard, piece) in manifest.piece_per_shard() {
+    for shard in 0..want_shards {
         let via = layout.replicas.iter().filter(|x| x.shard == shard).max_by_key(|x| x.active).ok_or_else(|| failed("ShardUnavailable", format!("shard {shard} is on no Pod that answers")))?;
-        ops::recover(&target.client, &ctx.guard, via, collection, &store.presigned_get(&piece.key), &piece.sha256).await?;
+        // Each replica's snapshot of the shard, in turn, until one is recovered.
+        let mut why = Some(failed("ShardMissing", format!("the backup has no snapshot of shard {shard}")));
+        for piece in manifest.pieces.iter().filter(|p| p.shard == shard) {
+            match ops::recover(&target.client, &ctx.guard, via, collection, &store.presigned_get(&piece.key), &piece.sha256).await {
+                Ok(()) => {
+                    why = None;
+                    break;
+                }
+                Err(f) if f.reason == "LeadershipLost" => return Err(f.into()),
+                Err(f) => {
+                    tracing::warn!(shard, key = %piece.key, error = %f, "recovering from this snapshot failed; trying the shard's next one");
+                    why = Some(f.into());
+                }
+            }
+        }
+        if let Some(f) = why {
+            return Err(f);
+        }
     }
     let url = layout.replicas.iter().find(|x| x.active).map(|x| x.url.clone()).unwrap_or_default();
     let points = ops::count(&target.client, &url, collection).await?;

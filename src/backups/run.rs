@@ -18,11 +18,6 @@ use crate::leader::LeadershipGuard;
 use crate::operations::backup::{self as ops, Failure, Replica};
 use crate::qdrant::QdrantClient;
 
-/// Orphaned pieces of other resources' attempts (that failed and could not clean up, e.g.
-/// with S3 down) are deleted once they are this old: another resource backing up the same
-/// collection may still be writing younger ones. This resource's own failures go at once.
-const ORPHAN_AGE: jiff::SignedDuration = jiff::SignedDuration::from_hours(1);
-
 /// What a backup job works on.
 #[derive(Clone, Debug)]
 pub struct Job {
@@ -50,14 +45,8 @@ pub async fn run(ctx: Arc<Context>, job: Job) {
         return;
     }
     let (ns, name) = (job.namespace.as_str(), job.name.as_str());
-    let result = if outcome.is_ok() { "succeeded" } else { "failed" };
-    ctx.metrics.backups_total.with_label_values(&[ns, name, result]).inc();
     match &outcome {
-        Ok(done) => {
-            ctx.metrics.backup_duration_seconds.with_label_values(&[ns, name]).observe(elapsed);
-            ctx.metrics.backup_size_bytes.with_label_values(&[ns, name]).set(i64::try_from(done.size).unwrap_or(i64::MAX));
-            tracing::info!(namespace = ns, backup = name, id = %job.id, size = done.size, pieces = done.pieces, seconds = elapsed, "backup succeeded");
-        }
+        Ok(done) => tracing::info!(namespace = ns, backup = name, id = %job.id, size = done.size, pieces = done.pieces, seconds = elapsed, "backup succeeded"),
         Err(f) => tracing::warn!(namespace = ns, backup = name, id = %job.id, reason = f.reason, message = %f.message, "backup failed"),
     }
     let now = jiff::Timestamp::now();
@@ -82,16 +71,25 @@ pub async fn run(ctx: Arc<Context>, job: Job) {
         true
     })
     .await;
-    if let Err(e) = written {
-        tracing::warn!(error = %e, backup = name, "recording the end of a backup failed");
+    match written {
+        // Counted only while the resource exists: a deleted one's series are gone for good.
+        Ok(Some(_)) => {
+            ctx.metrics.backups_total.with_label_values(&[ns, name, if outcome.is_ok() { "succeeded" } else { "failed" }]).inc();
+            if let Ok(done) = &outcome {
+                ctx.metrics.backup_duration_seconds.with_label_values(&[ns, name]).observe(elapsed);
+                ctx.metrics.backup_size_bytes.with_label_values(&[ns, name]).set(i64::try_from(done.size).unwrap_or(i64::MAX));
+            }
+        }
+        Ok(None) => return,
+        Err(e) => tracing::warn!(error = %e, backup = name, "recording the end of a backup failed"),
     }
     if outcome.is_ok() {
         retention(&ctx, &job).await;
     }
 }
 
-/// Deletes the good backups beyond `retentionCount` and old orphaned pieces, then lists in the
-/// status the backups still kept. A failure here loses nothing and is tried after the next.
+/// Deletes the good backups beyond `retentionCount` and what this resource's failed attempts
+/// left, then lists in the status the backups still kept. A failure here loses nothing and is tried after the next.
 async fn retention(ctx: &Context, job: &Job) {
     let s = &job.spec.snapshots;
     let Ok(store) = store(ctx, &job.namespace, s).await else { return };
@@ -102,14 +100,15 @@ async fn retention(ctx: &Context, job: &Job) {
     };
     let good = plan::good_backups(&prefix, &keys);
     let expired = plan::expired(&good, s.retention_count);
-    // What failed attempts of this resource left (S3 was down when they tried to clean up),
-    // and, after an hour, anybody's.
+    // What failed attempts of this resource left (S3 was down when they tried to clean up).
+    // Directories without a manifest that are not this resource's are left alone: another
+    // resource backing up the same collection may be writing them.
     let failed: Vec<String> = match kube::Api::<QdrantCollectionBackup>::namespaced(ctx.client.clone(), &job.namespace).get_opt(&job.name).await {
         Ok(Some(b)) => b.status.map(|s| s.backups.into_iter().filter(|r| r.state == BackupState::Failed).map(|r| r.id).collect()).unwrap_or_default(),
         _ => Vec::new(),
     };
-    let old_enough = |id: &str| plan::id_at(jiff::Timestamp::now() - ORPHAN_AGE).as_str() > id;
-    let mut orphans: Vec<&str> = keys.iter().filter_map(|k| k.strip_prefix(&prefix)?.split('/').next()).filter(|id| !good.iter().any(|g| g == id) && *id != job.id && (old_enough(id) || failed.iter().any(|f| f == id))).collect();
+    let mut orphans: Vec<&str> = keys.iter().filter_map(|k| k.strip_prefix(&prefix)?.split('/').next()).filter(|id| !good.iter().any(|g| g == id) && failed.iter().any(|f| f == id)).collect();
+    orphans.sort_unstable();
     orphans.dedup();
     for id in expired.iter().map(String::as_str).chain(orphans) {
         let dir = format!("{prefix}{id}/");
