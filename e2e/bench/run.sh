@@ -2,8 +2,9 @@
 # make bench: measures failover, reconcile latency and throughput, steady-state API load and
 # footprint on the local control plane, from the API server's point of view (audit log
 # timestamps) wherever it can. Prints a markdown table and writes docs/benchmarks.md.
-# Then scale-downs 3 -> 1 on stand-in Qdrant Pods (e2e/bench/scale_down.sh). Stops by itself;
-# the whole run takes about 15 minutes.
+# Then scale-downs 3 -> 1 (e2e/bench/scale_down.sh), and backups and restores of 1,000 points
+# (e2e/bench/backup.sh), on stand-in Qdrant Pods. Stops by itself; the whole run takes about 17
+# minutes.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source e2e/utils.sh
@@ -136,8 +137,10 @@ e2e/cluster/down.sh
 e2e/cluster/up.sh
 e2e/cluster/deploy.sh
 e2e/bench/scale_down.sh
+echo "[bench] backup and restore of 1,000 points on stand-in Qdrant Pods" >&2
+e2e/bench/backup.sh >/dev/null
 mkdir -p "$OUT"
-printf '%s\n\n%s\n' "$table" "$(cat "$E2E_STATE/bench/scale-down/section.md")" >"$OUT/table.md"
+printf '%s\n\n%s\n\n%s\n' "$table" "$(cat "$E2E_STATE/bench/scale-down/section.md")" "$(cat "$E2E_STATE/bench/backup/section.md")" >"$OUT/table.md"
 python3 - "$OUT/table.md" "$(lease_duration_seconds)" "$((SECONDS - t_start))" >docs/benchmarks.md <<'PY'
 import os, platform, subprocess, sys, time
 table, ld, took = open(sys.argv[1]).read(), sys.argv[2], sys.argv[3]
