@@ -80,8 +80,11 @@ newest=$(field qcbackup every-minute '.status.lastSuccessfulBackup')
 [ -n "$(field qcbackup every-minute .status.nextScheduleTime)" ] || fail "no nextScheduleTime"
 info "schedule: kept exactly 2 backups ($kept), next at $(field qcbackup every-minute .status.nextScheduleTime)"
 leader=$(get_leader_pod)
-interval=$(metric_value "$leader" 'qdrant_operator_backup_schedule_interval_seconds{backup_namespace="'"$TEST_NS"'",backup_name="every-minute",collection="c"}')
-last=$(metric_value "$leader" 'qdrant_operator_backup_last_success_timestamp_seconds{backup_namespace="'"$TEST_NS"'",backup_name="every-minute",collection="c"}')
+backup_metric() { # NAME: its value for this backup resource (labels in any order)
+  operator_metrics "$leader" | grep "^$1{" | grep -F "backup_name=\"every-minute\"" | grep -F "backup_namespace=\"$TEST_NS\"" | awk '{ print $2; exit }'
+}
+interval=$(backup_metric qdrant_operator_backup_schedule_interval_seconds)
+last=$(backup_metric qdrant_operator_backup_last_success_timestamp_seconds)
 [ "${interval%.*}" = 60 ] || fail "schedule interval metric is '$interval', not 60"
 python3 -c 'import sys,time; assert 0 < time.time() - float(sys.argv[1]) < 120, sys.argv[1]' "$last" || fail "last-success metric $last is not recent"
 info "metrics: interval ${interval}s, last success $(python3 -c 'import sys,time; print(round(time.time()-float(sys.argv[1])))' "$last") s ago"

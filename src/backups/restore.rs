@@ -214,7 +214,13 @@ async fn restore(ctx: &Context, ns: &str, r: &QdrantCollectionRestore) -> Result
         // Each replica's snapshot of the shard, in turn, until one is recovered.
         let mut why = Some(failed("ShardMissing", format!("the backup has no snapshot of shard {shard}")));
         for piece in manifest.pieces.iter().filter(|p| p.shard == shard) {
-            match ops::recover(&target.client, &ctx.guard, via, collection, &store.presigned_get(&piece.key), &piece.sha256).await {
+            let presigned = store.presigned_get(&piece.key);
+            // Qdrant may quote the URL in its error: the signature stays out of the status.
+            let recovered = ops::recover(&target.client, &ctx.guard, via, collection, &presigned, &piece.sha256).await.map_err(|mut f| {
+                f.message = f.message.replace(&presigned, &store.location(&piece.key));
+                f
+            });
+            match recovered {
                 Ok(()) => {
                     why = None;
                     break;

@@ -22,11 +22,11 @@ pub enum S3Error {
     Config(String),
     #[error("S3 at {endpoint} is unreachable: {message}")]
     Unreachable { endpoint: String, message: String },
-    #[error("S3 refused the credentials ({status} {code}): {message}")]
+    #[error("S3 refused the credentials (HTTP {status} {code}){}", if message.is_empty() { String::new() } else { format!(": {message}") })]
     AccessDenied { status: u16, code: String, message: String },
     #[error("bucket {0} does not exist")]
     NoSuchBucket(String),
-    #[error("S3 answered {status} {code} to {op}: {message}")]
+    #[error("S3 answered HTTP {status} {code} to {op}{}", if message.is_empty() { String::new() } else { format!(": {message}") })]
     Status { op: &'static str, status: u16, code: String, message: String },
     #[error("this replica is not the leader; S3 write refused")]
     NotLeader,
@@ -69,6 +69,12 @@ impl Store {
         S3Error::Unreachable { endpoint: self.endpoint.clone(), message: e.to_string() }
     }
 
+    /// A transport error, without its URL: a presigned URL carries the access key id and a
+    /// signature that statuses and logs must not show.
+    fn transport(&self, e: reqwest::Error) -> S3Error {
+        self.unreachable(error_chain(&e.without_url()))
+    }
+
     /// Maps an answer that is not 2xx to its error, from S3's XML `<Code>` and `<Message>`.
     async fn check(&self, op: &'static str, resp: reqwest::Response) -> Result<reqwest::Response, S3Error> {
         let status = resp.status().as_u16();
@@ -87,7 +93,7 @@ impl Store {
     }
 
     async fn send(&self, op: &'static str, req: reqwest::RequestBuilder) -> Result<reqwest::Response, S3Error> {
-        let resp = tokio::time::timeout(CALL_TIMEOUT, req.send()).await.map_err(|_| self.unreachable(format!("no answer within {CALL_TIMEOUT:?}")))?.map_err(|e| self.unreachable(error_chain(&e)))?;
+        let resp = tokio::time::timeout(CALL_TIMEOUT, req.send()).await.map_err(|_| self.unreachable(format!("no answer within {CALL_TIMEOUT:?}")))?.map_err(|e| self.transport(e))?;
         self.check(op, resp).await
     }
 
@@ -102,7 +108,7 @@ impl Store {
     pub async fn put(&self, guard: &LeadershipGuard, key: &str, body: reqwest::Body, length: u64) -> Result<(), S3Error> {
         let url = self.bucket.put_object(Some(&self.creds), key).sign(URL_TTL);
         let req = self.http.put(url).header(reqwest::header::CONTENT_LENGTH, length).body(body);
-        let sent = guard.write(req.send()).await.map_err(|_| S3Error::NotLeader)?.map_err(|e| self.unreachable(error_chain(&e)))?;
+        let sent = guard.write(req.send()).await.map_err(|_| S3Error::NotLeader)?.map_err(|e| self.transport(e))?;
         self.check("PutObject", sent).await.map(drop)
     }
 
@@ -110,7 +116,7 @@ impl Store {
     pub async fn get(&self, key: &str) -> Result<Vec<u8>, S3Error> {
         let url = self.bucket.get_object(Some(&self.creds), key).sign(URL_TTL);
         let resp = self.send("GetObject", self.http.get(url)).await?;
-        let bytes = tokio::time::timeout(CALL_TIMEOUT, resp.bytes()).await.map_err(|_| self.unreachable("the object did not arrive in time"))?.map_err(|e| self.unreachable(error_chain(&e)))?;
+        let bytes = tokio::time::timeout(CALL_TIMEOUT, resp.bytes()).await.map_err(|_| self.unreachable("the object did not arrive in time"))?.map_err(|e| self.transport(e))?;
         Ok(bytes.to_vec())
     }
 
@@ -130,7 +136,7 @@ impl Store {
                 action.with_continuation_token(t.clone());
             }
             let resp = self.send("ListObjectsV2", self.http.get(action.sign(URL_TTL))).await?;
-            let text = tokio::time::timeout(CALL_TIMEOUT, resp.text()).await.map_err(|_| self.unreachable("the listing did not arrive in time"))?.map_err(|e| self.unreachable(error_chain(&e)))?;
+            let text = tokio::time::timeout(CALL_TIMEOUT, resp.text()).await.map_err(|_| self.unreachable("the listing did not arrive in time"))?.map_err(|e| self.transport(e))?;
             let page = rusty_s3::actions::ListObjectsV2::parse_response(&text).map_err(|e| S3Error::Status { op: "ListObjectsV2", status: 200, code: "MalformedXML".into(), message: e.to_string() })?;
             out.extend(page.contents.into_iter().map(|c| (c.key, c.size)));
             match page.next_continuation_token {
@@ -144,7 +150,7 @@ impl Store {
     pub async fn delete(&self, guard: &LeadershipGuard, key: &str) -> Result<(), S3Error> {
         let url = self.bucket.delete_object(Some(&self.creds), key).sign(URL_TTL);
         let sent = guard.write(tokio::time::timeout(CALL_TIMEOUT, self.http.delete(url).send())).await.map_err(|_| S3Error::NotLeader)?;
-        let resp = sent.map_err(|_| self.unreachable(format!("no answer within {CALL_TIMEOUT:?}")))?.map_err(|e| self.unreachable(error_chain(&e)))?;
+        let resp = sent.map_err(|_| self.unreachable(format!("no answer within {CALL_TIMEOUT:?}")))?.map_err(|e| self.transport(e))?;
         match self.check("DeleteObject", resp).await {
             Ok(_) | Err(S3Error::Status { status: 404, .. }) => Ok(()),
             Err(e) => Err(e),
