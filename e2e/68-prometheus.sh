@@ -20,6 +20,7 @@ cleanup() {
   [ -n "$prom_pid" ] && kill "$prom_pid" 2>/dev/null && wait "$prom_pid" 2>/dev/null
   rm -rf "$work"
   kc scale deploy qdrant-operator -n "$OPERATOR_NS" --replicas="$replicas" >/dev/null
+  kc delete qcbackup dash -n "$TEST_NS" --ignore-not-found >/dev/null 2>&1 || true
   delete_qcs prom
   wait_for_operator_ready 120
 }
@@ -103,6 +104,19 @@ info "QdrantOperatorNoLeader quiet with a leader present (never fired across two
 leader=$(get_leader_pod) || fail "no single operator leader after the failovers"
 wait_until 60 "Prometheus to scrape $leader's qdrant_operator_cluster_healthy == 1 for QdrantCluster prom" \
   has_series "qdrant_operator_cluster_healthy{cluster_name=\"prom\",pod=\"$leader\"} == 1"
+# A backup resource, for the Backups row: its series exist from the leader's first look at it
+# (no S3 is needed for that, and none is asked: no backup is due).
+kc apply -n "$TEST_NS" -f - >/dev/null <<EOF
+apiVersion: qdrant.operator/v1alpha1
+kind: QdrantCollectionBackup
+metadata: {name: dash}
+spec:
+  cluster: prom
+  collectionName: c
+  snapshots: {s3EndpointURL: "http://127.0.0.1:9", s3CredentialsSecretName: none, bucketName: none}
+EOF
+wait_until 60 "Prometheus to scrape the backup resource's series from $leader" \
+  has_series "qdrant_operator_backup_duration_seconds_count{backup_name=\"dash\",pod=\"$leader\"}"
 python3 "$E2E_DIR/dashboard_check.py" --prometheus "$P" "$REPO_ROOT/deploy/monitoring/grafana-dashboard.json" | sed 's/^/  /'
 info "every expression of the Grafana dashboard evaluates against the scrape, with series for every metric and label"
 

@@ -87,8 +87,9 @@ impl Metrics {
     }
 
     /// Records a backup resource's schedule and its last good backup (or, before the first,
-    /// its creation), which `QdrantBackupMissing` compares; the failure counter is exported
-    /// at zero from here on, so that `increase()` sees the first failure.
+    /// its creation), which `QdrantBackupMissing` compares; the counters and the duration are
+    /// exported at zero from here on, so that `increase()` sees the first failure and the
+    /// dashboard finds every series.
     pub fn backup_schedule(&self, namespace: &str, name: &str, collection: &str, interval: f64, last_success: f64) {
         let labels = [namespace, name, collection];
         self.backup_schedule_interval.with_label_values(&labels).set(interval);
@@ -96,6 +97,7 @@ impl Metrics {
         for result in ["succeeded", "failed"] {
             self.backups_total.with_label_values(&[namespace, name, result]);
         }
+        self.backup_duration_seconds.with_label_values(&[namespace, name]);
     }
 
     /// Drops a backup resource's series: it was deleted.
