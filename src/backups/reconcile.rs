@@ -81,15 +81,17 @@ async fn reconcile_inner(cached: &QdrantCollectionBackup, ctx: &Arc<Context>, te
         }
         // Left by a previous leader (or a cancelled term): resumed, same id, next attempt.
         let attempt = r.attempt + 1;
-        let Some(_) = update_status::<QdrantCollectionBackup>(ctx, &ns, &name, |o| {
-            let Some(rec) = o.status.get_or_insert_with(Default::default).backups.iter_mut().find(|x| x.id == r.id && x.state == BackupState::Running) else { return false };
+        let written = update_status::<QdrantCollectionBackup>(ctx, &ns, &name, |o| {
+            let Some(rec) = o.status.get_or_insert_with(Default::default).backups.iter_mut().find(|x| x.id == r.id && x.state == BackupState::Running && x.attempt == r.attempt) else { return false };
             rec.attempt = attempt;
             true
         })
-        .await?
-        else {
-            return Ok(Action::await_change());
-        };
+        .await?;
+        // Only if this write made it the next attempt: the status read above may be older than
+        // the end of a run of this process that finished meanwhile.
+        if !written.is_some_and(|o| o.status.is_some_and(|s| s.backups.iter().any(|x| x.id == r.id && x.state == BackupState::Running && x.attempt == attempt))) {
+            return Ok(Action::requeue(Duration::ZERO));
+        }
         tracing::info!(namespace = %ns, backup = %name, id = %r.id, attempt, "resuming a backup a previous leader left running");
         start(ctx, term, &b, r.id, attempt);
         return Ok(Action::requeue(RUNNING_RECHECK));

@@ -89,7 +89,8 @@ pub async fn run(ctx: Arc<Context>, job: Job) {
 }
 
 /// Deletes the good backups beyond `retentionCount` and what this resource's failed attempts
-/// left, then lists in the status the backups still kept. A failure here loses nothing and is tried after the next.
+/// left, then lists in the status the backups still kept. A failure here loses nothing, and is
+/// tried again after the next good backup.
 async fn retention(ctx: &Context, job: &Job) {
     let s = &job.spec.snapshots;
     let Ok(store) = store(ctx, &job.namespace, s).await else { return };
