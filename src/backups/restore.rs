@@ -22,6 +22,8 @@ use crate::Error;
 
 /// How long a collection the restore created may take to show every shard.
 const PLACEMENT_WAIT: Duration = Duration::from_secs(60);
+/// How often it is looked at meanwhile.
+const PLACEMENT_POLL: Duration = Duration::from_millis(200);
 
 fn run_key(ns: &str, name: &str) -> String {
     format!("QdrantCollectionRestore/{ns}/{name}")
@@ -193,6 +195,7 @@ async fn restore(ctx: &Context, ns: &str, r: &QdrantCollectionRestore) -> Result
         let body = plan::restore_body(&manifest.config, target.pods.len() as u32);
         let url = target.pods.first().map(|p| p.url.clone()).unwrap_or_default();
         ops::create(&target.client, &ctx.guard, &url, collection, &body).await?;
+        layout = ops::layout(&target.client, &target.pods, collection).await?;
     }
     // Every shard placed on a peer that answers (a collection just created may take a moment).
     let deadline = Instant::now() + PLACEMENT_WAIT;
@@ -203,7 +206,7 @@ async fn restore(ctx: &Context, ns: &str, r: &QdrantCollectionRestore) -> Result
         if Instant::now() > deadline {
             return Err(failed("ShardUnavailable", format!("collection {collection} does not have every shard on a Pod that answers")));
         }
-        tokio::time::sleep(Duration::from_secs(1)).await;
+        tokio::time::sleep(PLACEMENT_POLL).await;
         layout = ops::layout(&target.client, &target.pods, collection).await?;
     };
     if layout.shard_number != want_shards {
