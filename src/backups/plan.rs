@@ -146,6 +146,26 @@ pub fn due(cron: &croner::Cron, last: jiff::Timestamp, now: jiff::Timestamp) -> 
     Some(t)
 }
 
+/// What a backup resource asks for at `now`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Due {
+    /// `backupNow` of a generation not acted upon yet.
+    pub manual: bool,
+    /// The schedule time a scheduled backup is due for.
+    pub scheduled: Option<jiff::Timestamp>,
+    /// The schedule time after this one.
+    pub next: Option<jiff::Timestamp>,
+}
+
+/// Pure: whether a backup is due, from the spec (`backup_now`, the parsed schedule), what the
+/// status says was acted upon (`acted_generation`, `last_schedule`), the resource's generation
+/// and creation time, and the time.
+pub fn due_now(cron: Option<&croner::Cron>, backup_now: bool, generation: Option<i64>, acted_generation: Option<i64>, last_schedule: Option<jiff::Timestamp>, created: jiff::Timestamp, now: jiff::Timestamp) -> Due {
+    let last = last_schedule.unwrap_or(created);
+    let scheduled = cron.and_then(|c| due(c, last, now));
+    Due { manual: backup_now && acted_generation != generation, scheduled, next: cron.and_then(|c| next_time(c, scheduled.unwrap_or(last).max(now))) }
+}
+
 /// The records a status keeps: the running one, every one whose backup is still in the
 /// bucket (`kept` ids; `None`: not known, keep the succeeded ones), and the latest failures.
 pub fn trim_records(mut records: Vec<BackupRecord>, kept: Option<&[String]>) -> Vec<BackupRecord> {
@@ -229,6 +249,23 @@ mod tests {
         assert_eq!(interval(&daily, ts("2026-01-01T00:00:00Z")), Some(86400.0));
         let weekdays = parse_schedule("0 2 * * 1-5").unwrap().unwrap();
         assert_eq!(interval(&weekdays, ts("2026-01-05T00:00:00Z")), Some(3.0 * 86400.0), "the weekend's gap");
+    }
+
+    #[test]
+    fn backup_now_once_per_generation_and_the_schedule_from_the_last_time_acted_upon() {
+        let every_minute = parse_schedule("* * * * *").unwrap().unwrap();
+        let created = ts("2026-01-01T00:00:10Z");
+        let first = due_now(None, true, Some(1), None, None, created, ts("2026-01-01T00:00:11Z"));
+        assert_eq!(first, Due { manual: true, scheduled: None, next: None });
+        assert!(!due_now(None, true, Some(1), Some(1), None, created, ts("2026-01-01T00:05:00Z")).manual, "acted upon: not again");
+        assert!(due_now(None, true, Some(2), Some(1), None, created, ts("2026-01-01T00:05:00Z")).manual, "a new generation: again");
+        assert!(!due_now(None, false, Some(2), Some(1), None, created, ts("2026-01-01T00:05:00Z")).manual);
+        let early = due_now(Some(&every_minute), false, Some(1), None, None, created, ts("2026-01-01T00:00:30Z"));
+        assert_eq!((early.scheduled, early.next), (None, Some(ts("2026-01-01T00:01:00Z"))), "nothing before the first time after creation");
+        let on_time = due_now(Some(&every_minute), false, Some(1), None, None, created, ts("2026-01-01T00:01:00.2Z"));
+        assert_eq!((on_time.scheduled, on_time.next), (Some(ts("2026-01-01T00:01:00Z")), Some(ts("2026-01-01T00:02:00Z"))));
+        let done = due_now(Some(&every_minute), false, Some(1), None, Some(ts("2026-01-01T00:01:00Z")), created, ts("2026-01-01T00:01:30Z"));
+        assert_eq!(done.scheduled, None, "that time was acted upon");
     }
 
     #[test]

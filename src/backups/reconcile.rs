@@ -102,10 +102,8 @@ async fn reconcile_inner(cached: &QdrantCollectionBackup, ctx: &Arc<Context>, te
         Ok(c) => (c, None),
         Err(why) => (None, Some(("InvalidSchedule", why))),
     };
-    let manual = b.spec.snapshots.backup_now && st.backup_now_generation != generation;
-    let last_sched = st.last_schedule_time.as_deref().and_then(|t| t.parse::<jiff::Timestamp>().ok()).unwrap_or(created);
-    let scheduled = cron.as_ref().and_then(|c| plan::due(c, last_sched, now));
-    let next = cron.as_ref().and_then(|c| plan::next_time(c, scheduled.unwrap_or(last_sched).max(now)));
+    let last_sched = st.last_schedule_time.as_deref().and_then(|t| t.parse::<jiff::Timestamp>().ok());
+    let plan::Due { manual, scheduled, next } = plan::due_now(cron.as_ref(), b.spec.snapshots.backup_now, generation, st.backup_now_generation, last_sched, created, now);
     let now_s = rfc3339(now);
     if manual || scheduled.is_some() {
         let id = plan::id_at(now);
