@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # QdrantCollections, as the older JavaScript operator's manifests write them: created in Qdrant
 # with their shards and replication; an update of a changeable setting (replication factor,
-# HNSW) applied in place; malformed ones refused by the schema or reported in status; one that
-# exists with other fixed settings reported, never dropped; deleting the resource deletes the
+# HNSW) applied in place; named vectors created, and one's onDisk changed in place; malformed
+# ones refused by the schema or reported in status; one that exists with other fixed settings
+# reported, never dropped; deleting the resource deletes the
 # collection, except with deletionPolicy Retain. Every write is the leader's.
 # Runs unchanged with QDRANT_BIN.
 set -euo pipefail
@@ -92,6 +93,26 @@ wait_until 30 "a missing cluster reported" reason_is orphan ClusterNotFound
 [ "$(qdrant_status_code GET "$url/collections/too-many" "$key")" = 404 ] || fail "an invalid collection was created"
 info "refused: vectorSize 0, distance Hamming; reported: $(col_field too-many '.status.conditions[0].message'); $(col_field orphan '.status.conditions[0].message')"
 
+# Named vectors (this operator's addition): created by name; onDisk of one changed in place.
+collection multi "  cluster: $qc
+  vectors:
+    text: {size: 384}
+    image: {size: 512, distance: Dot, onDisk: false}" >/dev/null
+wait_until 60 "multi Ready" ready multi
+named() { qconfig multi | python3 -c 'import json,sys; v=json.load(sys.stdin)["result"]["config"]["params"]["vectors"]; print(" ".join(f"{n}:{v[n]["size"]}:{v[n]["distance"]}:{v[n].get("on_disk")}" for n in sorted(v)))'; }
+[ "$(named)" = "image:512:Dot:False text:384:Cosine:True" ] || fail "named vectors in Qdrant: $(named)"
+kc patch qdrantcollection multi -n "$TEST_NS" --type=merge -p '{"spec":{"vectors":{"image":{"size":512,"distance":"Dot","onDisk":true}}}}' >/dev/null
+wait_until 60 "image on disk" eval '[ "$(named)" = "image:512:Dot:True text:384:Cosine:True" ] && ready multi'
+out=$(kc apply -n "$TEST_NS" -f - 2>&1 <<EOF2 || true
+apiVersion: qdrant.operator/v1alpha1
+kind: QdrantCollection
+metadata: {name: both}
+spec: {cluster: $qc, vectorSize: 4, vectors: {a: {size: 4}}}
+EOF2
+)
+grep -q 'exclude each other' <<< "$out" || fail "vectorSize with vectors was not refused: $out"
+info "named vectors: $(named); vectorSize with vectors refused by the schema"
+
 # Exists with other fixed settings: reported, never dropped.
 create_collection "$url" "$key" taken '{"vectors": {"size": 4, "distance": "Dot"}}'
 upsert_points "$url" "$key" taken 50
@@ -106,7 +127,7 @@ collection kept "  cluster: $qc
   vectorSize: 4
   deletionPolicy: Retain" >/dev/null
 wait_until 60 "kept Ready" ready kept
-kc delete qdrantcollection my-collection kept -n "$TEST_NS" --timeout=60s >/dev/null || fail "deleting QdrantCollections did not complete"
+kc delete qdrantcollection my-collection kept multi -n "$TEST_NS" --timeout=60s >/dev/null || fail "deleting QdrantCollections did not complete"
 [ "$(qdrant_status_code GET "$url/collections/my-collection" "$key")" = 404 ] || fail "my-collection still exists in Qdrant"
 [ "$(qdrant_status_code GET "$url/collections/kept" "$key")" = 200 ] || fail "the Retain policy did not keep the collection"
 kc delete qdrantcollection taken -n "$TEST_NS" --timeout=60s >/dev/null

@@ -24,7 +24,10 @@ use serde::{Deserialize, Serialize};
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
 #[serde(rename_all = "camelCase")]
-#[schemars(extend("x-kubernetes-validations" = [{"rule": "has(self.vectorSize) || has(self.template)", "message": "vectorSize is required unless a template is named"}]))]
+#[schemars(extend("x-kubernetes-validations" = [
+    {"rule": "has(self.vectorSize) || has(self.vectors) || has(self.template)", "message": "vectorSize (or vectors) is required unless a template is named"},
+    {"rule": "!(has(self.vectorSize) && has(self.vectors))", "message": "vectorSize (one unnamed vector) and vectors (named vectors) exclude each other"}
+]))]
 pub struct QdrantCollectionSpec {
     /// The QdrantCluster, in this namespace, that holds the collection.
     #[schemars(length(min = 1))]
@@ -33,9 +36,13 @@ pub struct QdrantCollectionSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
     pub vector_size: Option<u64>,
-    /// How vectors are compared: Cosine (the default, and the older operator's only choice), Euclid, Dot or Manhattan. Fixed once the collection exists.
+    /// How the vectors of `vectorSize` are compared: Cosine (the default, and the older operator's only choice), Euclid, Dot or Manhattan. Fixed once the collection exists.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub distance: Option<Distance>,
+    /// This operator's addition: named vectors, by name, where Qdrant keeps several vectors per point (instead of `vectorSize` and `distance`). Fixed once the collection exists, but for `onDisk`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1))]
+    pub vectors: Option<std::collections::BTreeMap<String, NamedVector>>,
     /// Number of shards (default 1, or the template's). Fixed once the collection exists.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
@@ -69,6 +76,21 @@ pub struct QdrantCollectionSpec {
 
 fn free_form(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
     schemars::json_schema!({"type": "object", "x-kubernetes-preserve-unknown-fields": true})
+}
+
+/// One named vector.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NamedVector {
+    /// Its dimensions.
+    #[schemars(range(min = 1))]
+    pub size: u64,
+    /// How it is compared (default Cosine).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub distance: Option<Distance>,
+    /// Keep it on disk (default: the collection's `onDisk`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_disk: Option<bool>,
 }
 
 /// The metric vectors are compared with.
@@ -130,7 +152,7 @@ mod tests {
     fn the_older_operators_manifests_decode_with_its_defaults() {
         let spec: QdrantCollectionSpec = serde_json::from_value(serde_json::json!({"cluster": "my-cluster", "vectorSize": 10})).unwrap();
         let e = crate::collections::plan::effective(&spec, None).unwrap();
-        assert_eq!((e.shard_number, e.replication_factor, e.on_disk, e.distance), (1, 1, true, Distance::Cosine));
+        assert_eq!((e.shard_number, e.replication_factor, &e.vectors), (1, 1, &serde_json::json!({"size": 10, "distance": "Cosine", "on_disk": true})));
         assert_eq!(spec.deletion_policy, DeletionPolicy::Delete);
         let complete: QdrantCollectionSpec = serde_json::from_value(serde_json::json!({
             "cluster": "my-cluster", "vectorSize": 10, "onDisk": false, "shardNumber": 6, "replicationFactor": 2,
@@ -138,6 +160,6 @@ mod tests {
             "snapshots": {"s3EndpointURL": "https://storage.googleapis.com/", "s3CredentialsSecretName": "c", "bucketName": "b", "backupSchedule": "0 0 * * *"}
         })).unwrap();
         let e = crate::collections::plan::effective(&complete, None).unwrap();
-        assert_eq!((e.shard_number, e.replication_factor, e.on_disk), (6, 2, false));
+        assert_eq!((e.shard_number, e.replication_factor, &e.vectors["on_disk"]), (6, 2, &serde_json::json!(false)));
     }
 }

@@ -17,12 +17,12 @@ const SECTIONS: &[(&str, &str)] = &[("hnsw_config", "hnsw_config"), ("optimizers
 /// A collection's settings once its template filled what its spec leaves out.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Effective {
-    pub vector_size: u64,
-    pub distance: Distance,
+    /// `vectors` of Qdrant's create body: one unnamed vector (`size`, `distance`, `on_disk`),
+    /// or named ones (`{name: {size, distance, on_disk}}`).
+    pub vectors: Value,
     pub shard_number: u32,
     pub replication_factor: u32,
     pub write_consistency_factor: Option<u32>,
-    pub on_disk: bool,
     pub config: Option<Value>,
 }
 
@@ -30,12 +30,19 @@ pub struct Effective {
 /// `config.quantization_config` unless the spec's `config` has one.
 pub fn effective(spec: &QdrantCollectionSpec, template: Option<&QdrantCollectionTemplateSpec>) -> Result<Effective, String> {
     let tv = template.and_then(|t| t.vectors.as_ref());
-    let vector_size = spec.vector_size.or(tv.and_then(|v| v.size)).ok_or("vectorSize is not set, and the template gives no vectors.size")?;
-    let distance = spec.distance.or(tv.and_then(|v| v.distance).map(|d| match d {
-        TemplateDistance::Cosine => Distance::Cosine,
-        TemplateDistance::Euclid => Distance::Euclid,
-        TemplateDistance::Dot => Distance::Dot,
-    }));
+    let on_disk = spec.on_disk.or(template.map(|t| t.on_disk)).unwrap_or(true);
+    let vectors = match &spec.vectors {
+        Some(named) => Value::Object(named.iter().map(|(name, v)| (name.clone(), json!({"size": v.size, "distance": v.distance.unwrap_or_default(), "on_disk": v.on_disk.unwrap_or(on_disk)}))).collect()),
+        None => {
+            let size = spec.vector_size.or(tv.and_then(|v| v.size)).ok_or("vectorSize is not set, and the template gives no vectors.size")?;
+            let distance = spec.distance.or(tv.and_then(|v| v.distance).map(|d| match d {
+                TemplateDistance::Cosine => Distance::Cosine,
+                TemplateDistance::Euclid => Distance::Euclid,
+                TemplateDistance::Dot => Distance::Dot,
+            }));
+            json!({"size": size, "distance": distance.unwrap_or_default(), "on_disk": on_disk})
+        }
+    };
     let mut config = spec.config.clone();
     if let Some(q) = tv.and_then(|v| v.quantization.as_ref()) {
         let quantization = match (&q.scalar, &q.product) {
@@ -51,12 +58,10 @@ pub fn effective(spec: &QdrantCollectionSpec, template: Option<&QdrantCollection
         }
     }
     Ok(Effective {
-        vector_size,
-        distance: distance.unwrap_or_default(),
+        vectors,
         shard_number: spec.shard_number.or(template.map(|t| t.shards)).unwrap_or(1),
         replication_factor: spec.replication_factor.or(template.map(|t| t.replication_factor)).unwrap_or(1),
         write_consistency_factor: spec.write_consistency_factor,
-        on_disk: spec.on_disk.or(template.map(|t| t.on_disk)).unwrap_or(true),
         config,
     })
 }
@@ -64,7 +69,7 @@ pub fn effective(spec: &QdrantCollectionSpec, template: Option<&QdrantCollection
 /// The body of `PUT /collections/{name}`: the settings, with `config` merged over them.
 pub fn create_body(spec: &Effective) -> Value {
     let mut body = json!({
-        "vectors": {"size": spec.vector_size, "distance": spec.distance, "on_disk": spec.on_disk},
+        "vectors": spec.vectors,
         "shard_number": spec.shard_number,
         "replication_factor": spec.replication_factor,
     });
@@ -107,9 +112,31 @@ pub fn step(body: &Value, existing: Option<&Value>) -> Step {
     let Some(config) = existing else { return Step::Create(body.clone()) };
     let mut fixed = Vec::new();
     let vectors = &config["params"]["vectors"];
-    for k in ["size", "distance"] {
-        if !contains(&vectors[k], &body["vectors"][k]) {
-            fixed.push(format!("vectors.{k} is {} in Qdrant, {} in the spec", vectors[k], body["vectors"][k]));
+    // Each vector by name, "" for the unnamed one: (what Qdrant has, what the spec wants).
+    let pairs: Vec<(String, &Value, &Value)> = match body["vectors"].as_object() {
+        Some(w) if w.contains_key("size") => vec![(String::new(), vectors, &body["vectors"])],
+        Some(w) => w.iter().map(|(name, want)| (name.clone(), &vectors[name], want)).collect(),
+        None => Vec::new(),
+    };
+    for (name, have, want) in &pairs {
+        let at = if name.is_empty() { "vectors".to_owned() } else { format!("vectors.{name}") };
+        if name.is_empty() == vectors.get("size").is_none() {
+            fixed.push(format!("{at}: Qdrant has {}, the spec {}", if vectors.get("size").is_some() { "one unnamed vector" } else { "named vectors" }, if name.is_empty() { "one unnamed vector" } else { "named vectors" }));
+            break;
+        }
+        if have.is_null() {
+            fixed.push(format!("{at} does not exist in Qdrant"));
+            continue;
+        }
+        for k in ["size", "distance"] {
+            if !contains(&have[k], &want[k]) {
+                fixed.push(format!("{at}.{k} is {} in Qdrant, {} in the spec", have[k], want[k]));
+            }
+        }
+    }
+    if let (Some(have), false) = (vectors.as_object(), pairs.first().is_some_and(|p| p.0.is_empty())) {
+        for name in have.keys().filter(|n| !pairs.iter().any(|p| &p.0 == *n)) {
+            fixed.push(format!("vectors.{name} exists in Qdrant, not in the spec"));
         }
     }
     if !contains(&config["params"]["shard_number"], &body["shard_number"]) {
@@ -137,10 +164,16 @@ pub fn step(body: &Value, existing: Option<&Value>) -> Step {
             }
         }
     }
-    if let Some(on_disk) = body["vectors"].get("on_disk") {
-        if !contains(&vectors["on_disk"], on_disk) && !(on_disk == &json!(false) && vectors["on_disk"].is_null()) {
-            patch.insert("vectors".into(), json!({"": {"on_disk": on_disk}}));
+    let mut on_disk = serde_json::Map::new();
+    for (name, have, want) in &pairs {
+        if let Some(w) = want.get("on_disk") {
+            if !contains(&have["on_disk"], w) && !(w == &json!(false) && have["on_disk"].is_null()) {
+                on_disk.insert(name.clone(), json!({"on_disk": w}));
+            }
         }
+    }
+    if !on_disk.is_empty() {
+        patch.insert("vectors".into(), Value::Object(on_disk));
     }
     if patch.is_empty() { Step::InSync } else { Step::Update(Value::Object(patch)) }
 }
@@ -188,11 +221,24 @@ mod tests {
         let t: QdrantCollectionTemplateSpec = serde_json::from_value(json!({"name": "t", "shards": 6, "replicationFactor": 2, "onDisk": true,
             "vectors": {"size": 768, "distance": "Dot", "quantization": {"scalar": {"type": "int8"}}}})).unwrap();
         let only_template = effective(&serde_json::from_value(json!({"cluster": "c", "template": "t"})).unwrap(), Some(&t)).unwrap();
-        assert_eq!((only_template.vector_size, only_template.distance, only_template.shard_number, only_template.replication_factor), (768, Distance::Dot, 6, 2));
+        assert_eq!((&only_template.vectors, only_template.shard_number, only_template.replication_factor), (&json!({"size": 768, "distance": "Dot", "on_disk": true}), 6, 2));
         assert_eq!(create_body(&only_template)["quantization_config"], json!({"scalar": {"type": "int8"}}));
         let overridden = effective(&serde_json::from_value(json!({"cluster": "c", "template": "t", "vectorSize": 4, "shardNumber": 1})).unwrap(), Some(&t)).unwrap();
-        assert_eq!((overridden.vector_size, overridden.shard_number, overridden.replication_factor), (4, 1, 2));
+        assert_eq!((overridden.vectors["size"].as_u64(), overridden.shard_number, overridden.replication_factor), (Some(4), 1, 2));
         assert!(effective(&serde_json::from_value(json!({"cluster": "c", "template": "t"})).unwrap(), None).is_err(), "no size anywhere");
+    }
+
+    #[test]
+    fn named_vectors_are_created_compared_by_name_and_their_on_disk_updated() {
+        let b = create_body(&spec(json!({"cluster": "c", "vectors": {"text": {"size": 384}, "image": {"size": 512, "distance": "Dot", "onDisk": false}}})));
+        assert_eq!(b["vectors"], json!({"image": {"size": 512, "distance": "Dot", "on_disk": false}, "text": {"size": 384, "distance": "Cosine", "on_disk": true}}));
+        assert_eq!(step(&b, Some(&qdrant_config(&b))), Step::InSync);
+        let more = create_body(&spec(json!({"cluster": "c", "vectors": {"text": {"size": 384, "onDisk": false}, "image": {"size": 512, "distance": "Dot", "onDisk": false}}})));
+        assert_eq!(step(&more, Some(&qdrant_config(&b))), Step::Update(json!({"vectors": {"text": {"on_disk": false}}})));
+        let Step::Conflict(why) = step(&create_body(&spec(json!({"cluster": "c", "vectors": {"text": {"size": 385}}}))), Some(&qdrant_config(&b))) else { panic!() };
+        assert_eq!(why, ["vectors.text.size is 384 in Qdrant, 385 in the spec", "vectors.image exists in Qdrant, not in the spec"]);
+        let Step::Conflict(why) = step(&create_body(&spec(json!({"cluster": "c", "vectorSize": 384}))), Some(&qdrant_config(&b))) else { panic!() };
+        assert!(why[0].contains("Qdrant has named vectors"), "{why:?}");
     }
 
     #[test]
