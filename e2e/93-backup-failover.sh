@@ -4,7 +4,8 @@
 # backup ends Succeeded under the same id as attempt 2: never recorded good without its
 # manifest, one backup directory and one manifest, no piece of the stopped attempt left, and
 # never a second Running record (the new leader resumes the one backup, it does not start
-# another). Runs unchanged with QDRANT_BIN.
+# another). A backup whose manifest was written but whose success was not recorded is recorded,
+# not taken again. Runs unchanged with QDRANT_BIN.
 set -euo pipefail
 source "$(dirname "$0")/utils.sh"
 qc=bkfo
@@ -66,7 +67,7 @@ EOF2
   [ "$state" = Succeeded ] || fail "the backup ended $state: $(field '.status.backups[0].message')"
   [ "$(field '.status.backups[0].id')" = "$id" ] || fail "the backup that ended is not $id"
   [ "$(field '.status.backups[0].attempt')" = 2 ] || fail "expected attempt 2, got $(field '.status.backups[0].attempt')"
-  [ "$(field "{.status.backups[?(@.id==\"$id\")].id}" | wc -w)" = 1 ] || true
+  [ "$(field ".status.backups[?(@.id==\"$id\")].id" | wc -w)" = 1 ] || fail "$id is recorded more than once"
   wait_until 10 "the stopped attempt's pieces removed" eval '! s3_keys "$bucket" "$dir" | grep -q -- "-a1.snapshot"'
   local manifest
   manifest=$(s3_get "$bucket" "${dir}manifest.json") || fail "Succeeded without a manifest"
@@ -82,6 +83,20 @@ PY
 }
 round
 round --force
+
+# A leader that wrote the manifest but stopped before recording the success: the record says
+# Running. The next look resumes it, finds the manifest whole, and records that backup,
+# Succeeded, without taking it again (the same pieces, not one more object).
+id=$(field '.status.backups[0].id')
+dir="$qc/c/$id/"
+objects=$(s3_keys "$bucket" "$dir")
+kc patch qcbackup fo -n "$TEST_NS" --subresource=status --type=json \
+  -p '[{"op":"replace","path":"/status/backups/0/state","value":"Running"},{"op":"remove","path":"/status/backups/0/completedAt"}]' >/dev/null
+wait_until 60 "the resumed backup recorded" eval '[ "$(field ".status.backups[0].state")" = Succeeded ]'
+[ "$(field '.status.backups[0].attempt')" = 3 ] || fail "expected attempt 3, got $(field '.status.backups[0].attempt')"
+[ "$(s3_keys "$bucket" "$dir")" = "$objects" ] || fail "the backup was taken again: $(s3_keys "$bucket" "$dir")"
+[ "$(field '.status.backups[0].pieces')" = 6 ] || fail "the recorded backup does not have its 6 pieces"
+info "$id: a manifest already whole is recorded Succeeded (attempt 3), not taken again"
 # One manifest per backup directory, one directory per backup taken.
 [ "$(s3_keys "$bucket" "$qc/c/" | grep -c '/manifest.json$')" = 2 ] || fail "expected exactly 2 backups in the bucket"
 [ "$(s3_keys "$bucket" "$qc/c/" | cut -d/ -f3 | sort -u | wc -l)" = 2 ] || fail "a second copy of a backup was started"

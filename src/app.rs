@@ -76,7 +76,9 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let admin = AdminState { metrics: metrics.clone(), leadership: leadership.clone(), election: election.clone(), ready: ready.clone(), controller_alive: controller_alive.clone() };
     let mut admin_task = tokio::spawn(server::serve(cfg.admin_addr, admin));
 
-    let ctx = Arc::new(Context::new(clients.requests.clone(), guard.clone(), terms.clone(), metrics.clone(), &election.identity, Tuning { qdrant_timeout: cfg.qdrant_timeout, health_interval: cfg.health_interval, transfer_stall_timeout: cfg.transfer_stall_timeout }));
+    let mut ctx = Context::new(clients.requests.clone(), guard.clone(), terms.clone(), metrics.clone(), &election.identity, Tuning { qdrant_timeout: cfg.qdrant_timeout, health_interval: cfg.health_interval, transfer_stall_timeout: cfg.transfer_stall_timeout });
+    ctx.watch_namespace = cfg.namespace.clone();
+    let ctx = Arc::new(ctx);
     let stop_controller = CancellationToken::new();
     let mut controller_task = tokio::spawn(controller::run(
         ctx,

@@ -11,8 +11,10 @@ use super::crd::{BackupRecord, BackupState, Snapshots};
 /// The manifest's `format`: what a restore accepts.
 pub const FORMAT: &str = "qdrant-operator/backup-v1";
 pub const MANIFEST: &str = "manifest.json";
-/// Records kept in a status besides those of the backups still in the bucket.
+/// Failed records kept in a status.
 const FAILED_KEPT: usize = 5;
+/// Succeeded records kept in a status at most.
+pub const SUCCEEDED_KEPT: usize = 50;
 
 /// The manifest, written last: a backup exists (is good) if and only if its manifest does.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -73,9 +75,23 @@ pub fn parse_backup_id(backup_id: &str) -> Option<(&str, &str, &str)> {
     (parts.next().is_none() && [cluster, collection, id].iter().all(|p| !p.is_empty())).then_some((cluster, collection, id))
 }
 
-/// A backup's id from its start time: sortable, and a valid key segment.
-pub fn id_at(t: jiff::Timestamp) -> String {
-    t.strftime("%Y-%m-%d-%H-%M-%S").to_string()
+/// A backup's id: its start time, then its resource's tag. Sortable by time, a valid key
+/// segment, and never shared: two resources backing up one collection in the same second
+/// (or two namespaces with the same cluster and collection names, into one bucket) get
+/// directories of their own.
+pub fn id_at(t: jiff::Timestamp, tag: &str) -> String {
+    format!("{}-{tag}", t.strftime("%Y-%m-%d-%H-%M-%S"))
+}
+
+/// A resource's tag in its backups' ids: the first 8 hex digits of its uid. Retention and
+/// clean-up touch only directories with their own resource's tag.
+pub fn owner_tag(uid: &str) -> String {
+    uid.chars().filter(char::is_ascii_hexdigit).take(8).collect::<String>().to_ascii_lowercase()
+}
+
+/// Whether backup `id` is of the resource tagged `tag`.
+pub fn is_owned(id: &str, tag: &str) -> bool {
+    !tag.is_empty() && id.ends_with(&format!("-{tag}"))
 }
 
 /// The key of one snapshot file. The attempt is part of it, so that a file a stopped leader
@@ -94,10 +110,12 @@ pub fn good_backups(prefix: &str, keys: &[String]) -> Vec<String> {
     dirs
 }
 
-/// The good backups (ids) that retention deletes: all but the newest `keep`.
-pub fn expired(good: &[String], keep: Option<u32>) -> Vec<String> {
+/// The good backups (ids) that retention deletes: all but the newest `keep` of the
+/// resource tagged `tag`; others' are never counted nor deleted.
+pub fn expired(good: &[String], keep: Option<u32>, tag: &str) -> Vec<String> {
+    let ours: Vec<&String> = good.iter().filter(|id| is_owned(id, tag)).collect();
     match keep {
-        Some(keep) if good.len() > keep as usize => good[..good.len() - keep as usize].to_vec(),
+        Some(keep) if ours.len() > keep as usize => ours[..ours.len() - keep as usize].iter().map(|s| (*s).clone()).collect(),
         _ => Vec::new(),
     }
 }
@@ -136,14 +154,11 @@ pub fn interval(cron: &croner::Cron, from: jiff::Timestamp) -> Option<f64> {
 }
 
 /// The schedule time a scheduled backup is due for at `now`, if any: the latest schedule time
-/// after `last` (the last one acted upon, or the resource's creation) that is not in the
-/// future. Missed times are not caught up one by one: one backup covers them.
+/// not in the future, if it is after `last` (the last one acted upon, or the resource's
+/// creation). Missed times are not caught up one by one: one backup covers them.
 pub fn due(cron: &croner::Cron, last: jiff::Timestamp, now: jiff::Timestamp) -> Option<jiff::Timestamp> {
-    let mut t = next_time(cron, last).filter(|t| *t <= now)?;
-    while let Some(n) = next_time(cron, t).filter(|n| *n <= now) {
-        t = n;
-    }
-    Some(t)
+    let latest = cron.find_previous_occurrence(&now.to_zoned(jiff::tz::TimeZone::UTC), true).ok()?.timestamp();
+    (latest > last).then_some(latest)
 }
 
 /// What a backup resource asks for at `now`.
@@ -166,14 +181,19 @@ pub fn due_now(cron: Option<&croner::Cron>, backup_now: bool, generation: Option
     Due { manual: backup_now && acted_generation != generation, scheduled, next: cron.and_then(|c| next_time(c, scheduled.unwrap_or(last).max(now))) }
 }
 
-/// The records a status keeps: the running one, every one whose backup is still in the
-/// bucket (`kept` ids; `None`: not known, keep the succeeded ones), and the latest failures.
+/// The records a status keeps: the running one, the latest failures, and every one whose
+/// backup is still in the bucket (`kept` ids; `None`: not known), at most the newest
+/// [`SUCCEEDED_KEPT`]: the bucket, not the status, is what holds the backups, and a status
+/// must stay far below etcd's object size limit whatever the schedule.
 pub fn trim_records(mut records: Vec<BackupRecord>, kept: Option<&[String]>) -> Vec<BackupRecord> {
     records.sort_by(|a, b| b.id.cmp(&a.id));
-    let mut failed = 0;
+    let (mut failed, mut succeeded) = (0, 0);
     records.retain(|r| match r.state {
         BackupState::Running => true,
-        BackupState::Succeeded => kept.is_none_or(|k| k.contains(&r.id)),
+        BackupState::Succeeded => {
+            succeeded += 1;
+            succeeded <= SUCCEEDED_KEPT && kept.is_none_or(|k| k.contains(&r.id))
+        }
         BackupState::Failed => {
             failed += 1;
             failed <= FAILED_KEPT
@@ -214,8 +234,11 @@ mod tests {
 
     #[test]
     fn ids_keys_and_backup_ids_round_trip() {
-        let id = id_at(ts("2026-12-06T14:05:09Z"));
-        assert_eq!(id, "2026-12-06-14-05-09");
+        let tag = owner_tag("0f8e7d6c-5b4a-3210-fedc-ba9876543210");
+        assert_eq!(tag, "0f8e7d6c");
+        let id = id_at(ts("2026-12-06T14:05:09Z"), &tag);
+        assert_eq!(id, "2026-12-06-14-05-09-0f8e7d6c");
+        assert!(is_owned(&id, &tag) && !is_owned(&id, "0f8e7d6d") && !is_owned(&id, ""));
         let bid = backup_id("k", "c", &id);
         assert_eq!(parse_backup_id(&bid), Some(("k", "c", id.as_str())));
         assert_eq!(parse_backup_id("k/c"), None);
@@ -225,12 +248,13 @@ mod tests {
 
     #[test]
     fn only_directories_with_a_manifest_are_backups_and_retention_keeps_the_newest() {
-        let keys: Vec<String> = ["k/c/2026-01-01-00-00-00/manifest.json", "k/c/2026-01-01-00-00-00/shard-0/peer-1-a1.snapshot", "k/c/2026-01-02-00-00-00/shard-0/peer-1-a1.snapshot", "k/c/2026-01-03-00-00-00/manifest.json", "k/c/x/y/manifest.json", "k/c/2026-01-04-00-00-00/manifest.json"].iter().map(|s| s.to_string()).collect();
+        let keys: Vec<String> = ["k/c/2026-01-01-00-00-00-aa/manifest.json", "k/c/2026-01-01-00-00-00-aa/shard-0/peer-1-a1.snapshot", "k/c/2026-01-02-00-00-00-aa/shard-0/peer-1-a1.snapshot", "k/c/2026-01-03-00-00-00-aa/manifest.json", "k/c/x/y/manifest.json", "k/c/2026-01-04-00-00-00-aa/manifest.json", "k/c/2025-01-01-00-00-00-bb/manifest.json"].iter().map(|s| s.to_string()).collect();
         let good = good_backups("k/c/", &keys);
-        assert_eq!(good, ["2026-01-01-00-00-00", "2026-01-03-00-00-00", "2026-01-04-00-00-00"], "the running one (no manifest) is not a backup");
-        assert_eq!(expired(&good, Some(2)), ["2026-01-01-00-00-00"]);
-        assert!(expired(&good, Some(3)).is_empty());
-        assert!(expired(&good, None).is_empty(), "no retention count: keep all");
+        assert_eq!(good, ["2025-01-01-00-00-00-bb", "2026-01-01-00-00-00-aa", "2026-01-03-00-00-00-aa", "2026-01-04-00-00-00-aa"], "the running one (no manifest) is not a backup");
+        assert_eq!(expired(&good, Some(2), "aa"), ["2026-01-01-00-00-00-aa"], "another resource's backup is neither counted nor deleted");
+        assert!(expired(&good, Some(3), "aa").is_empty());
+        assert!(expired(&good, Some(1), "cc").is_empty());
+        assert!(expired(&good, None, "aa").is_empty(), "no retention count: keep all");
     }
 
     #[test]
@@ -277,6 +301,9 @@ mod tests {
         let out = trim_records(records, Some(&kept));
         let ids: Vec<&str> = out.iter().map(|r| r.id.as_str()).collect();
         assert_eq!(ids, ["17", "16", "15", "14", "13", "10", "02"]);
+        let many: Vec<BackupRecord> = (100..200).map(|i| rec(&i.to_string(), BackupState::Succeeded)).collect();
+        let out = trim_records(many, None);
+        assert_eq!((out.len(), out[0].id.as_str(), out[49].id.as_str()), (SUCCEEDED_KEPT, "199", "150"), "without retention, the newest 50");
     }
 
     #[test]

@@ -105,8 +105,12 @@ async fn reconcile_inner(cached: &QdrantCollectionBackup, ctx: &Arc<Context>, te
     let last_sched = st.last_schedule_time.as_deref().and_then(|t| t.parse::<jiff::Timestamp>().ok());
     let plan::Due { manual, scheduled, next } = plan::due_now(cron.as_ref(), b.spec.snapshots.backup_now, generation, st.backup_now_generation, last_sched, created, now);
     let now_s = rfc3339(now);
+    if (manual || scheduled.is_some()) && ctx.runs.is_running(&key) {
+        // The last backup's task is still finishing (retention): the next starts after it.
+        return Ok(Action::requeue(Duration::from_secs(1)));
+    }
     if manual || scheduled.is_some() {
-        let id = plan::id_at(now);
+        let id = plan::id_at(now, &plan::owner_tag(b.metadata.uid.as_deref().unwrap_or_default()));
         let record = BackupRecord {
             id: id.clone(),
             backup_id: plan::backup_id(&b.spec.cluster, &b.spec.collection_name, &id),
@@ -162,11 +166,11 @@ async fn reconcile_inner(cached: &QdrantCollectionBackup, ctx: &Arc<Context>, te
 /// Starts the backup in the leader's term, once per resource in this process.
 fn start(ctx: &Arc<Context>, term: &crate::leader::term::Term, b: &QdrantCollectionBackup, id: String, attempt: u32) {
     let (ns, name) = (b.namespace().unwrap_or_default(), b.name_any());
-    let Some(guard) = ctx.runs.start(run_key(&ns, &name)) else { return };
-    let job = Job { namespace: ns, name, spec: b.spec.clone(), id, attempt };
+    let Some(running) = ctx.runs.start(run_key(&ns, &name)) else { return };
+    let tag = plan::owner_tag(b.metadata.uid.as_deref().unwrap_or_default());
+    let job = Job { namespace: ns, name, spec: b.spec.clone(), id, attempt, tag };
     let (ctx, term) = (ctx.clone(), term.clone());
     tokio::spawn(async move {
-        let _running = guard;
-        term.run(run::run(ctx, job)).await;
+        term.run(run::run(ctx, job, running)).await;
     });
 }

@@ -20,6 +20,8 @@ use crate::controller::Context;
 use crate::operations::backup::{self as ops, Failure};
 use crate::Error;
 
+/// How soon to look again at a restore in progress.
+const RUNNING_RECHECK: Duration = Duration::from_secs(30);
 /// How long a collection the restore created may take to show every shard.
 const PLACEMENT_WAIT: Duration = Duration::from_secs(60);
 /// How often it is looked at meanwhile.
@@ -49,7 +51,8 @@ async fn reconcile_inner(cached: &QdrantCollectionRestore, ctx: &Arc<Context>, t
     let key = run_key(&ns, &name);
     match st.phase {
         Some(RestorePhase::Completed | RestorePhase::Failed) => return Ok(Action::await_change()),
-        Some(RestorePhase::InProgress) if ctx.runs.is_running(&key) => return Ok(Action::await_change()),
+        // Looked at again now and then: if its end could not be recorded, it runs again.
+        Some(RestorePhase::InProgress) if ctx.runs.is_running(&key) => return Ok(Action::requeue(RUNNING_RECHECK)),
         _ => {}
     }
     let attempt = st.attempt.unwrap_or(0) + 1;
@@ -88,11 +91,6 @@ async fn run(ctx: Arc<Context>, r: QdrantCollectionRestore) {
     if matches!(&outcome, Err(f) if f.reason == "LeadershipLost") {
         return;
     }
-    let result = if outcome.is_ok() { "completed" } else { "failed" };
-    ctx.metrics.restores_total.with_label_values(&[result]).inc();
-    if outcome.is_ok() {
-        ctx.metrics.restore_duration_seconds.observe(started.elapsed().as_secs_f64());
-    }
     let now = rfc3339(jiff::Timestamp::now());
     let written = update_status::<QdrantCollectionRestore>(&ctx, &ns, &name, |o| {
         let s = o.status.get_or_insert_with(Default::default);
@@ -118,8 +116,16 @@ async fn run(ctx: Arc<Context>, r: QdrantCollectionRestore) {
         true
     })
     .await;
-    if let Err(e) = written {
-        tracing::warn!(error = %e, restore = %name, "recording the end of a restore failed");
+    match written {
+        // Counted once, when its end is recorded (a restore whose end was not is run again).
+        Ok(Some(o)) if o.status.as_ref().is_some_and(|s| matches!(s.phase, Some(RestorePhase::Completed | RestorePhase::Failed))) => {
+            ctx.metrics.restores_total.with_label_values(&[if outcome.is_ok() { "completed" } else { "failed" }]).inc();
+            if outcome.is_ok() {
+                ctx.metrics.restore_duration_seconds.observe(started.elapsed().as_secs_f64());
+            }
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, restore = %name, "recording the end of a restore failed; the next look runs it again"),
     }
 }
 
@@ -220,7 +226,7 @@ async fn restore(ctx: &Context, ns: &str, r: &QdrantCollectionRestore) -> Result
             let presigned = store.presigned_get(&piece.key);
             // Qdrant may quote the URL in its error: the signature stays out of the status.
             let recovered = ops::recover(&target.client, &ctx.guard, via, collection, &presigned, &piece.sha256).await.map_err(|mut f| {
-                f.message = f.message.replace(&presigned, &store.location(&piece.key));
+                f.message = super::s3::redact(&f.message.replace(&presigned, &store.location(&piece.key)));
                 f
             });
             match recovered {

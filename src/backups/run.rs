@@ -26,6 +26,8 @@ pub struct Job {
     pub spec: QdrantCollectionBackupSpec,
     pub id: String,
     pub attempt: u32,
+    /// The resource's tag in backup ids (`plan::owner_tag`).
+    pub tag: String,
 }
 
 struct Done {
@@ -37,7 +39,7 @@ struct Done {
 
 /// Runs the backup and records how it ended. Cancelled with the leadership term: then
 /// nothing more is written, and the next leader resumes it.
-pub async fn run(ctx: Arc<Context>, job: Job) {
+pub async fn run(ctx: Arc<Context>, job: Job, running: super::RunGuard) {
     let started = Instant::now();
     let outcome = backup(&ctx, &job).await;
     let elapsed = started.elapsed().as_secs_f64();
@@ -71,18 +73,25 @@ pub async fn run(ctx: Arc<Context>, job: Job) {
         true
     })
     .await;
-    match written {
-        // Counted only while the resource exists: a deleted one's series are gone for good.
-        Ok(Some(_)) => {
-            ctx.metrics.backups_total.with_label_values(&[ns, name, if outcome.is_ok() { "succeeded" } else { "failed" }]).inc();
-            if let Ok(done) = &outcome {
-                ctx.metrics.backup_duration_seconds.with_label_values(&[ns, name]).observe(elapsed);
-                ctx.metrics.backup_size_bytes.with_label_values(&[ns, name]).set(i64::try_from(done.size).unwrap_or(i64::MAX));
-            }
+    let recorded = match written {
+        Ok(Some(b)) => b.status.is_some_and(|st| st.backups.iter().any(|r| r.id == job.id && r.state != BackupState::Running)),
+        // Gone: a deleted resource's series are gone for good, and nothing more is done.
+        Ok(None) => false,
+        Err(e) => {
+            tracing::warn!(error = %e, backup = name, "recording the end of a backup failed; the next look resumes it");
+            false
         }
-        Ok(None) => return,
-        Err(e) => tracing::warn!(error = %e, backup = name, "recording the end of a backup failed"),
+    };
+    if !recorded {
+        return;
     }
+    ctx.metrics.backups_total.with_label_values(&[ns, name, if outcome.is_ok() { "succeeded" } else { "failed" }]).inc();
+    if let Ok(done) = &outcome {
+        ctx.metrics.backup_duration_seconds.with_label_values(&[ns, name]).observe(elapsed);
+        ctx.metrics.backup_size_bytes.with_label_values(&[ns, name]).set(i64::try_from(done.size).unwrap_or(i64::MAX));
+    }
+    // The next backup of this resource may start while retention runs.
+    drop(running);
     if outcome.is_ok() {
         retention(&ctx, &job).await;
     }
@@ -100,7 +109,7 @@ async fn retention(ctx: &Context, job: &Job) {
         Err(e) => return tracing::warn!(error = %e, "listing backups for retention failed"),
     };
     let good = plan::good_backups(&prefix, &keys);
-    let expired = plan::expired(&good, s.retention_count);
+    let expired = plan::expired(&good, s.retention_count, &job.tag);
     // What failed attempts of this resource left (S3 was down when they tried to clean up).
     // Directories without a manifest that are not this resource's are left alone: another
     // resource backing up the same collection may be writing them.
@@ -108,7 +117,7 @@ async fn retention(ctx: &Context, job: &Job) {
         Ok(Some(b)) => b.status.map(|s| s.backups.into_iter().filter(|r| r.state == BackupState::Failed).map(|r| r.id).collect()).unwrap_or_default(),
         _ => Vec::new(),
     };
-    let mut orphans: Vec<&str> = keys.iter().filter_map(|k| k.strip_prefix(&prefix)?.split('/').next()).filter(|id| !good.iter().any(|g| g == id) && failed.iter().any(|f| f == id)).collect();
+    let mut orphans: Vec<&str> = keys.iter().filter_map(|k| k.strip_prefix(&prefix)?.split('/').next()).filter(|id| plan::is_owned(id, &job.tag) && !good.iter().any(|g| g == id) && failed.iter().any(|f| f == id)).collect();
     orphans.sort_unstable();
     orphans.dedup();
     for id in expired.iter().map(String::as_str).chain(orphans) {
@@ -141,6 +150,12 @@ async fn backup(ctx: &Context, job: &Job) -> Result<Done, Failure> {
     let target = target(ctx, &job.namespace, &spec.cluster).await?;
     let store = store(ctx, &job.namespace, &spec.snapshots).await?;
     store.check_bucket().await.map_err(|e| Failure { reason: e.reason(), message: e.to_string() })?;
+    let dir = format!("{}{}/", plan::collection_prefix(&spec.snapshots, &spec.cluster, collection), job.id);
+    if job.attempt > 1 {
+        if let Some(done) = finished(ctx, &store, &dir, job).await? {
+            return Ok(done);
+        }
+    }
     let Some(layout) = ops::layout(&target.client, &target.pods, collection).await? else {
         return Err(Failure { reason: "CollectionNotFound", message: format!("collection {collection} does not exist in {}", spec.cluster) });
     };
@@ -149,14 +164,37 @@ async fn backup(ctx: &Context, job: &Job) -> Result<Done, Failure> {
         let away = layout.unreachable.iter().map(|(p, e)| format!("{p} ({e})")).collect::<Vec<_>>().join(", ");
         return Err(Failure { reason: "ShardUnavailable", message: format!("shards {uncovered:?} have no Active replica on a Pod that answered; unreachable: {away}") });
     }
-    let dir = format!("{}{}/", plan::collection_prefix(&spec.snapshots, &spec.cluster, collection), job.id);
     let result = take(ctx, job, &target.client, &store, &layout, &dir).await;
     if let Err(f) = &result {
         if f.reason != "LeadershipLost" {
-            discard(ctx, &store, &dir).await;
+            discard(ctx, &store, &dir, job.attempt).await;
         }
     }
     result
+}
+
+/// For a resumed backup: whether an earlier attempt completed it, its status write lost. Its
+/// manifest then exists with every piece it lists, and the backup is that one. A manifest of
+/// this directory that does not hold up (a piece missing) is deleted: it can only be an earlier
+/// attempt's, cut off, and this attempt writes the backup anew.
+async fn finished(ctx: &Context, store: &Store, dir: &str, job: &Job) -> Result<Option<Done>, Failure> {
+    let s3 = |e: super::s3::S3Error| Failure { reason: e.reason(), message: e.to_string() };
+    let manifest_key = format!("{dir}{}", plan::MANIFEST);
+    let keys = store.list(dir).await.map_err(s3)?;
+    if !keys.iter().any(|(k, _)| *k == manifest_key) {
+        return Ok(None);
+    }
+    let bytes = store.get(&manifest_key).await.map_err(s3)?;
+    let whole = serde_json::from_slice::<Manifest>(&bytes).ok().filter(|m| {
+        m.format == plan::FORMAT && m.backup_id == plan::backup_id(&job.spec.cluster, &job.spec.collection_name, &job.id) && m.pieces.iter().all(|p| keys.iter().any(|(k, size)| *k == p.key && *size == p.size))
+    });
+    match whole {
+        Some(m) => Ok(Some(Done { size: m.pieces.iter().map(|p| p.size).sum(), pieces: m.pieces.len() as u32, points: m.points_count.max, location: store.location(dir) })),
+        None => {
+            store.delete(&ctx.guard, &manifest_key).await.map_err(s3)?;
+            Ok(None)
+        }
+    }
 }
 
 /// Snapshots, uploads and the manifest.
@@ -246,13 +284,16 @@ async fn upload(client: &QdrantClient, store: &Store, guard: &LeadershipGuard, r
     Ok((size.load(Ordering::Relaxed), sha.iter().map(|b| format!("{b:02x}")).collect()))
 }
 
-/// Removes what a failed attempt left in its directory, manifest first, so that it is never
-/// taken for a good backup. Best effort: with S3 down, old orphans go with a later retention.
-async fn discard(ctx: &Context, store: &Store, dir: &str) {
+/// Removes what a failed attempt wrote: the manifest first (an earlier attempt's was checked
+/// and dealt with before this one began, so one here is this attempt's), so that it is never
+/// taken for a good backup, then this attempt's pieces. Best effort: what stays (S3 down) goes
+/// with this resource's next good backup.
+async fn discard(ctx: &Context, store: &Store, dir: &str, attempt: u32) {
     let Ok(keys) = store.list(dir).await else { return };
     let manifest = format!("{dir}{}", plan::MANIFEST);
+    let mine = format!("-a{attempt}.snapshot");
     let mut ordered: Vec<&String> = keys.iter().map(|(k, _)| k).filter(|k| **k == manifest).collect();
-    ordered.extend(keys.iter().map(|(k, _)| k).filter(|k| **k != manifest));
+    ordered.extend(keys.iter().map(|(k, _)| k).filter(|k| k.ends_with(&mine)));
     for key in ordered {
         if store.delete(&ctx.guard, key).await.is_err() {
             return;

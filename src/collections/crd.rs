@@ -130,6 +130,9 @@ pub struct QdrantCollectionStatus {
     /// The `metadata.generation` this status describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
+    /// The `restoreSnapshotName` a QdrantCollectionRestore was made for: never again, even if that restore is deleted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restored_from: Option<String>,
     /// Ready (the collection exists as specified) and Synced (every changeable setting applied).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]

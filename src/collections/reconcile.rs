@@ -42,6 +42,7 @@ pub fn status(col: &QdrantCollection, observed: Option<&collection::Observed>, p
         segments_count: observed.map(|o| o.segments),
         replicas: observed.map(|o| o.replicas.iter().map(|(s, n)| (s.to_string(), *n)).collect()).unwrap_or_default(),
         observed_generation: col.metadata.generation,
+        restored_from: old.restored_from.clone(),
         conditions: vec![Condition { type_: "Ready".into(), status: status.into(), reason: reason.into(), message, observed_generation: col.metadata.generation, last_transition_time: since }],
     }
 }
@@ -67,7 +68,12 @@ async fn set_finalizers(ctx: &Context, col: &QdrantCollection, finalizers: Vec<S
 /// Keeps a template's `usageCount` (the QdrantCollections that name it, but `leaving`) and
 /// `lastUsed` (when that count last changed), as the older operator's status had them.
 async fn note_template_use(ctx: &Context, t: &QdrantCollectionTemplate, leaving: Option<&str>) -> Result<(), Error> {
-    let all = Api::<QdrantCollection>::all(ctx.client.clone()).list(&kube::api::ListParams::default()).await?;
+    let all = match &ctx.watch_namespace {
+        Some(ns) => Api::<QdrantCollection>::namespaced(ctx.client.clone(), ns),
+        None => Api::<QdrantCollection>::all(ctx.client.clone()),
+    }
+    .list(&kube::api::ListParams::default())
+    .await?;
     let count = all.items.iter().filter(|c| c.spec.template.as_deref() == Some(&t.name_any()) && c.metadata.uid.as_deref() != leaving && c.metadata.deletion_timestamp.is_none()).count() as u32;
     if t.status.as_ref().and_then(|s| s.usage_count) == Some(count) {
         return Ok(());
@@ -101,11 +107,13 @@ async fn reconcile_inner(cached: &QdrantCollection, ctx: &Context) -> Result<Act
     let access = ctx.access(&format!("{ns}/{}", col.spec.cluster));
     let target = cluster.as_ref().map(|qc| build::rest_url(qc, &format!("{}-0", col.spec.cluster)));
     let now = Time(jiff::Timestamp::now());
+    // Templates are cluster-scoped: an operator that watches one namespace may not read them
+    // (403), which is reported, and never stops a deletion.
     let template = match &col.spec.template {
-        Some(t) => Api::<QdrantCollectionTemplate>::all(ctx.client.clone()).get_opt(t).await?,
-        None => None,
+        Some(t) => Api::<QdrantCollectionTemplate>::all(ctx.client.clone()).get_opt(t).await.map_err(|e| format!("QdrantCollectionTemplate {t} cannot be read: {e}")),
+        None => Ok(None),
     };
-    let settings = plan::effective(&col.spec, template.as_ref().map(|t| &t.spec));
+    let settings = plan::effective(&col.spec, template.as_ref().ok().and_then(Option::as_ref).map(|t| &t.spec));
 
     if col.metadata.deletion_timestamp.is_some() {
         if !finalizers.iter().any(|f| f == FINALIZER) {
@@ -135,7 +143,7 @@ async fn reconcile_inner(cached: &QdrantCollection, ctx: &Context) -> Result<Act
             }
         }
         set_finalizers(ctx, &col, finalizers.into_iter().filter(|f| f != FINALIZER).collect()).await?;
-        if let Some(t) = &template {
+        if let Ok(Some(t)) = &template {
             note_template_use(ctx, t, col.metadata.uid.as_deref()).await?;
         }
         return Ok(Action::await_change());
@@ -146,11 +154,18 @@ async fn reconcile_inner(cached: &QdrantCollection, ctx: &Context) -> Result<Act
         write_status(ctx, &col, &status(&col, None, Some(("ClusterNotFound", why)), &now)).await?;
         return Ok(Action::requeue(RETRY));
     };
-    if let (Some(t), None) = (&col.spec.template, &template) {
-        let why = format!("QdrantCollectionTemplate {t} does not exist");
-        write_status(ctx, &col, &status(&col, None, Some(("TemplateNotFound", why)), &now)).await?;
-        return Ok(Action::requeue(RETRY));
-    }
+    let template = match (&col.spec.template, template) {
+        (Some(t), Ok(None)) => {
+            let why = format!("QdrantCollectionTemplate {t} does not exist");
+            write_status(ctx, &col, &status(&col, None, Some(("TemplateNotFound", why)), &now)).await?;
+            return Ok(Action::requeue(RETRY));
+        }
+        (_, Err(why)) => {
+            write_status(ctx, &col, &status(&col, None, Some(("TemplateNotReadable", why)), &now)).await?;
+            return Ok(Action::requeue(RETRY));
+        }
+        (_, Ok(t)) => t,
+    };
     let settings = match settings {
         Ok(s) => s,
         Err(why) => {
@@ -201,11 +216,14 @@ async fn reconcile_inner(cached: &QdrantCollection, ctx: &Context) -> Result<Act
         }
         return Ok(Action::requeue(Duration::ZERO));
     }
-    let problem = super::snapshots::sync(ctx, &col, template.as_ref().map(|t| &t.spec)).await?;
-    if let Some(t) = &template {
+    let (problem, restored) = super::snapshots::sync(ctx, &col, template.as_ref().map(|t| &t.spec)).await?;
+    // Counted when the spec changes (here or in the deletion above), not on every look.
+    if let Some(t) = template.as_ref().filter(|_| col.status.as_ref().and_then(|s| s.observed_generation) != col.metadata.generation) {
         note_template_use(ctx, t, None).await?;
     }
-    write_status(ctx, &col, &status(&col, observed.as_ref(), problem, &now)).await?;
+    let mut st = status(&col, observed.as_ref(), problem, &now);
+    st.restored_from = restored.or(st.restored_from);
+    write_status(ctx, &col, &st).await?;
     // Point counts and replica states move without a Kubernetes event.
     Ok(Action::requeue(ctx.health_interval))
 }

@@ -78,20 +78,26 @@ fn ours(meta: &kube::api::ObjectMeta, col: &QdrantCollection) -> bool {
     meta.owner_references.iter().flatten().any(|o| Some(&o.uid) == col.metadata.uid.as_ref())
 }
 
+/// What [`sync`] found: the problem, if any, and the `restoreSnapshotName` whose restore exists
+/// (for `status.restoredFrom`).
+pub type Synced = (Option<(&'static str, String)>, Option<String>);
+
 /// Writes what the collection asks for; an object of the same name that is not the
-/// collection's is left alone and reported. Returns the problem, if any.
-pub async fn sync(ctx: &Context, col: &QdrantCollection, template: Option<&QdrantCollectionTemplateSpec>) -> Result<Option<(&'static str, String)>, Error> {
+/// collection's is left alone and reported. A restore is made once per `restoreSnapshotName`:
+/// not again once the status records it, even if the restore was deleted since (it would
+/// replace every write made after it).
+pub async fn sync(ctx: &Context, col: &QdrantCollection, template: Option<&QdrantCollectionTemplateSpec>) -> Result<Synced, Error> {
     let ns = col.namespace().unwrap_or_default();
     let (backup, restore) = match (backup_for(col, template), restore_for(col)) {
         (Ok(b), Ok(r)) => (b, r),
-        (Err(why), _) | (_, Err(why)) => return Ok(Some(("InvalidSpec", why))),
+        (Err(why), _) | (_, Err(why)) => return Ok((Some(("InvalidSpec", why)), None)),
     };
     let pp = PatchParams::apply(FIELD_MANAGER).force();
     let backups: Api<QdrantCollectionBackup> = Api::namespaced(ctx.client.clone(), &ns);
     let existing = backups.get_opt(&col.name_any()).await?;
     if let Some(e) = existing.as_ref().filter(|e| !ours(&e.metadata, col)) {
         if backup.is_some() {
-            return Ok(Some(("BackupConflict", format!("QdrantCollectionBackup {ns}/{} exists and is not this collection's: it is left alone, and spec.snapshots is not applied", e.name_any()))));
+            return Ok((Some(("BackupConflict", format!("QdrantCollectionBackup {ns}/{} exists and is not this collection's: it is left alone, and spec.snapshots is not applied", e.name_any()))), None));
         }
     }
     match (backup, existing.filter(|e| ours(&e.metadata, col))) {
@@ -106,19 +112,19 @@ pub async fn sync(ctx: &Context, col: &QdrantCollection, template: Option<&Qdran
         }
         (None, None) => {}
     }
-    if let Some(r) = restore {
-        let restores: Api<QdrantCollectionRestore> = Api::namespaced(ctx.client.clone(), &ns);
-        let name = r["metadata"]["name"].as_str().unwrap_or_default().to_owned();
-        match restores.get_opt(&name).await? {
-            // Created once: its status says how it went.
-            Some(e) if ours(&e.metadata, col) => {}
-            Some(_) => return Ok(Some(("RestoreConflict", format!("QdrantCollectionRestore {ns}/{name} exists and is not this collection's")))),
-            None => {
-                ctx.guard.write(restores.patch(&name, &pp, &Patch::Apply(&r))).await??;
-            }
+    let done = col.status.as_ref().and_then(|s| s.restored_from.as_deref());
+    let Some(r) = restore.filter(|r| r["spec"]["backupId"].as_str() != done) else { return Ok((None, None)) };
+    let restores: Api<QdrantCollectionRestore> = Api::namespaced(ctx.client.clone(), &ns);
+    let name = r["metadata"]["name"].as_str().unwrap_or_default().to_owned();
+    match restores.get_opt(&name).await? {
+        // Created once: its status says how it went.
+        Some(e) if ours(&e.metadata, col) => {}
+        Some(_) => return Ok((Some(("RestoreConflict", format!("QdrantCollectionRestore {ns}/{name} exists and is not this collection's"))), None)),
+        None => {
+            ctx.guard.write(restores.patch(&name, &pp, &Patch::Apply(&r))).await??;
         }
     }
-    Ok(None)
+    Ok((None, r["spec"]["backupId"].as_str().map(str::to_owned)))
 }
 
 #[cfg(test)]

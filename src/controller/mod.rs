@@ -94,6 +94,8 @@ pub struct Context {
     applied: apply::Applied,
     /// Backups and restores running in this process.
     pub runs: crate::backups::Runs,
+    /// The one namespace watched (`--watch-namespace`), if not all.
+    pub watch_namespace: Option<String>,
 }
 
 impl Context {
@@ -114,6 +116,7 @@ impl Context {
             failures: Mutex::default(),
             applied: apply::Applied::default(),
             runs: crate::backups::Runs::default(),
+            watch_namespace: None,
         }
     }
 

@@ -42,6 +42,8 @@ pub struct Metrics {
     pub backup_size_bytes: IntGaugeVec,
     pub restores_total: IntCounterVec,
     pub restore_duration_seconds: Histogram,
+    /// The collection each backup resource's series were last exported for.
+    backup_collections: std::sync::Mutex<std::collections::HashMap<(String, String), String>>,
 }
 
 /// Registers a collector. Called once at start-up with static, unique names and valid label
@@ -82,6 +84,7 @@ impl Metrics {
             backup_size_bytes: reg(&r, IntGaugeVec::new(Opts::new("qdrant_operator_backup_size_bytes", "Bytes of the last good backup's snapshot files. Exported by the leader only"), &["backup_namespace", "backup_name"]).unwrap()),
             restores_total: reg(&r, IntCounterVec::new(Opts::new("qdrant_operator_restores_total", "Restores ended, by result (completed, failed)"), &["result"]).unwrap()),
             restore_duration_seconds: reg(&r, Histogram::with_opts(HistogramOpts::new("qdrant_operator_restore_duration_seconds", "Duration of completed restores").buckets(vec![0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 1800.0, 3600.0])).unwrap()),
+            backup_collections: Default::default(),
             registry: r,
         }
     }
@@ -91,6 +94,14 @@ impl Metrics {
     /// exported at zero from here on, so that `increase()` sees the first failure and the
     /// dashboard finds every series.
     pub fn backup_schedule(&self, namespace: &str, name: &str, collection: &str, interval: f64, last_success: f64) {
+        // A resource whose collection changed drops the series of the old one, which would
+        // otherwise stay frozen and, two intervals on, fire QdrantBackupMissing for good.
+        let before = self.backup_collections.lock().unwrap_or_else(|p| p.into_inner()).insert((namespace.to_owned(), name.to_owned()), collection.to_owned());
+        if let Some(old) = before.filter(|old| old != collection) {
+            for g in [&self.backup_schedule_interval, &self.backup_last_success] {
+                let _ = g.remove_label_values(&[namespace, name, &old]);
+            }
+        }
         let labels = [namespace, name, collection];
         self.backup_schedule_interval.with_label_values(&labels).set(interval);
         self.backup_last_success.with_label_values(&labels).set(last_success);
@@ -102,6 +113,7 @@ impl Metrics {
 
     /// Drops a backup resource's series: it was deleted.
     pub fn forget_backup(&self, namespace: &str, name: &str, collection: &str) {
+        self.backup_collections.lock().unwrap_or_else(|p| p.into_inner()).remove(&(namespace.to_owned(), name.to_owned()));
         for g in [&self.backup_schedule_interval, &self.backup_last_success] {
             let _ = g.remove_label_values(&[namespace, name, collection]);
         }
@@ -162,6 +174,7 @@ impl Metrics {
         self.backup_last_success.reset();
         self.backup_schedule_interval.reset();
         self.backup_size_bytes.reset();
+        self.backup_collections.lock().unwrap_or_else(|p| p.into_inner()).clear();
     }
 
     pub fn render(&self) -> String {
