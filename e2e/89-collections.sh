@@ -99,7 +99,7 @@ collection multi "  cluster: $qc
     text: {size: 384}
     image: {size: 512, distance: Dot, onDisk: false}" >/dev/null
 wait_until 60 "multi Ready" ready multi
-named() { qconfig multi | python3 -c 'import json,sys; v=json.load(sys.stdin)["result"]["config"]["params"]["vectors"]; print(" ".join(f"{n}:{v[n]["size"]}:{v[n]["distance"]}:{v[n].get("on_disk")}" for n in sorted(v)))'; }
+named() { qconfig multi | python3 -c 'import json,sys; v=json.load(sys.stdin)["result"]["config"]["params"]["vectors"]; print(" ".join(":".join([n, str(v[n]["size"]), v[n]["distance"], str(v[n].get("on_disk"))]) for n in sorted(v)))'; }
 [ "$(named)" = "image:512:Dot:False text:384:Cosine:True" ] || fail "named vectors in Qdrant: $(named)"
 kc patch qdrantcollection multi -n "$TEST_NS" --type=merge -p '{"spec":{"vectors":{"image":{"size":512,"distance":"Dot","onDisk":true}}}}' >/dev/null
 wait_until 60 "image on disk" eval '[ "$(named)" = "image:512:Dot:True text:384:Cosine:True" ] && ready multi'
