@@ -3,15 +3,16 @@
 # over 3 peers and 6 shards (replication 2) is backed up on demand, a snapshot of every shard
 # replica from the peer that holds it, each piece checked against the manifest's sha256; the
 # collection is deleted, then restored by a QdrantCollectionRestore: 1,000 points with the
-# same vectors and payloads, every shard on a peer. Restoring a backup that does not exist
-# fails with a clear reason. Runs unchanged with QDRANT_BIN.
+# same vectors and payloads, every shard on a peer; and restored onto another cluster of one
+# peer (the replication capped at 1). Restoring a backup that does not exist fails with a
+# clear reason. Runs unchanged with QDRANT_BIN.
 set -euo pipefail
 source "$(dirname "$0")/utils.sh"
 qc=bk
 bucket=backups
 cleanup() {
   kc delete qdrantcollectionrestores,qdrantcollectionbackups --all -n "$TEST_NS" --ignore-not-found >/dev/null 2>&1 || true
-  delete_qcs "$qc"
+  delete_qcs "$qc" "$qc-2"
   s3_down
 }
 trap cleanup EXIT
@@ -23,8 +24,8 @@ cluster_with_points "$qc" 3 '{"vectors": {"size": 4, "distance": "Dot"}, "shard_
 [ "$(shard_holders "$url" "$key" c)" = 3 ] || fail "the collection is not spread over 3 peers"
 
 # Every point with its vector and payload, sorted by id: what a restore must give back.
-points_of() { # COLLECTION
-  qdrant_http POST "$url/collections/$1/points/scroll" "$key" '{"limit": 5000, "with_vector": true, "with_payload": true}' | sed -n 2p \
+points_of() { # COLLECTION [URL KEY]
+  qdrant_http POST "${2:-$url}/collections/$1/points/scroll" "${3:-$key}" '{"limit": 5000, "with_vector": true, "with_payload": true}' | sed -n 2p \
     | python3 -c 'import json,sys; r=json.load(sys.stdin)["result"]["points"]; print(json.dumps(sorted(([p["id"], p["vector"], p.get("payload")] for p in r), key=lambda x: x[0])))'
 }
 before=$(points_of c)
@@ -85,14 +86,14 @@ rm -f "$E2E_STATE/piece.$$" "$E2E_STATE/pieces.$$" "$E2E_STATE/keys.$$"
 info "12 pieces match their sha256 in the manifest"
 
 # A backup that does not exist: a clear reason, nothing touched.
-restore() { # NAME BACKUP_ID COLLECTION
+restore() { # NAME BACKUP_ID COLLECTION [CLUSTER]
   kc apply -n "$TEST_NS" -f - >/dev/null <<EOF2
 apiVersion: qdrant.operator/v1alpha1
 kind: QdrantCollectionRestore
 metadata: {name: $1}
 spec:
   collection: $3
-  cluster: $qc
+  cluster: ${4:-$qc}
   backupId: $2
 EOF2
 }
@@ -127,3 +128,17 @@ while [ "$(now_ms)" -lt "$deadline" ]; do
   sleep 0.5
 done
 info "a completed restore is not run again by a new leader"
+
+# Onto another cluster, of one peer: the collection is created there from the backup's
+# settings, its replication capped at the peer count, with the same points.
+apply_qc "$qc-2" 1 "  apikey: 'true'"
+wait_until 120 "$qc-2 to be Healthy" qc_status_is "$qc-2" Healthy
+key2=$(secret_key "$qc-2-apikey" api-key)
+url2=$(qdrant_url "$qc-2-0" "$qc-2")
+restore elsewhere "$backup_id" c "$qc-2"
+wait_until 120 "the restore onto $qc-2 to end" ended elsewhere
+[ "$(phase elsewhere)" = Completed ] || fail "restore onto $qc-2 failed: $(field qcrestore elsewhere .status.reason): $(field qcrestore elsewhere .status.error)"
+[ "$(points_of c "$url2" "$key2")" = "$before" ] || fail "the points restored onto $qc-2 differ from the backed-up ones"
+params2=$(qdrant_http GET "$url2/collections/c" "$key2" | sed -n 2p | python3 -c 'import json,sys; p=json.load(sys.stdin)["result"]["config"]["params"]; print(p["shard_number"], p["replication_factor"])')
+[ "$params2" = "6 1" ] || fail "on $qc-2 the collection has shards and replication '$params2', not '6 1'"
+info "onto $qc-2 (1 peer): 1000 points with the same vectors and payloads, 6 shards, replication 1"
