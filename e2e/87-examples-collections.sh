@@ -25,9 +25,7 @@ cleanup() {
 }
 trap cleanup EXIT
 wait_for_operator_ready 120
-s3_up
-s3_mb "$bucket"
-s3_secret bucket-credentials
+s3_bucket "$bucket"
 apply_qc "$qc" 3 "  apikey: 'true'"
 wait_until 120 "$qc to be Healthy" qc_status_is "$qc" Healthy
 key=$(secret_key "$qc-apikey" api-key)

@@ -17,9 +17,7 @@ cleanup() {
 }
 trap cleanup EXIT
 wait_for_operator_ready 120
-s3_up
-s3_mb "$bucket"
-s3_secret bucket-credentials
+s3_bucket "$bucket"
 cluster_with_points "$qc" 3 '{"vectors": {"size": 4, "distance": "Dot"}, "shard_number": 6, "replication_factor": 2}' 1000
 [ "$(shard_holders "$url" "$key" c)" = 3 ] || fail "the collection is not spread over 3 peers"
 

@@ -23,9 +23,7 @@ cleanup() {
 trap cleanup EXIT
 wait_for_operator_ready 120
 restarts0=$(operator_restarts)
-s3_up
-s3_mb "$bucket"
-s3_secret bucket-credentials
+s3_bucket "$bucket"
 s3_secret wrong-credentials "$S3_ACCESS_KEY" not-the-secret
 cluster_with_points "$qc" 2 '{"vectors": {"size": 4, "distance": "Dot"}, "shard_number": 2, "replication_factor": 1}' 200
 

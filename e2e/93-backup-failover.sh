@@ -17,9 +17,7 @@ cleanup() {
 }
 trap cleanup EXIT
 wait_for_operator_ready 120
-s3_up
-s3_mb "$bucket"
-s3_secret bucket-credentials
+s3_bucket "$bucket"
 s3_proxy_up
 cluster_with_points "$qc" 3 '{"vectors": {"size": 4, "distance": "Dot"}, "shard_number": 6, "replication_factor": 1}' 600
 field() { kc get qcbackup fo -n "$TEST_NS" -o jsonpath="{$1}" 2>/dev/null; }

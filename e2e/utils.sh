@@ -511,6 +511,14 @@ s3_secret() {
   s3_secret_manifest "$1" "${2-$S3_ACCESS_KEY}" "${3-$S3_SECRET_KEY}" | kc apply -n "$TEST_NS" -f - >/dev/null
 }
 
+# s3_bucket BUCKET: an S3 server of the suite's own (s3_up) with BUCKET in it, and the Secret
+# bucket-credentials that backups name for it.
+s3_bucket() {
+  s3_up
+  s3_mb "$1"
+  s3_secret bucket-credentials
+}
+
 # s3_secret_manifest NAME ACCESS_KEY SECRET_KEY: that Secret as JSON, built by Python so that
 # any character in a key is quoted right.
 s3_secret_manifest() {

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::runtime::controller::Action;
 use kube::{Api, ResourceExt};
 
@@ -24,31 +24,21 @@ fn run_key(ns: &str, name: &str) -> String {
     format!("QdrantCollectionBackup/{ns}/{name}")
 }
 
-pub fn error_policy(_: Arc<QdrantCollectionBackup>, err: &Error, _: Arc<Context>) -> Action {
-    if err.is_leadership() {
-        return Action::await_change();
-    }
-    tracing::warn!(error = %err, "backup reconcile failed");
-    Action::requeue(Duration::from_secs(5))
-}
-
 pub async fn reconcile(cached: Arc<QdrantCollectionBackup>, ctx: Arc<Context>) -> Result<Action, Error> {
     let Some(term) = ctx.terms.current() else { return Ok(Action::await_change()) };
     term.clone().run(reconcile_inner(&cached, &ctx, &term)).await.unwrap_or(Err(Error::Cancelled))
 }
 
 /// The condition `Ready` for a status: the latest ended backup's outcome, or a problem.
-fn ready(st: &QdrantCollectionBackupStatus, generation: Option<i64>, problem: Option<(&str, String)>, now: &str) -> Condition {
+fn ready(st: &QdrantCollectionBackupStatus, generation: Option<i64>, problem: Option<(&str, String)>, now: &Time) -> Condition {
     let latest = st.backups.iter().find(|r| r.state != BackupState::Running);
-    let (status, reason, message) = match (problem, latest) {
-        (Some((reason, message)), _) => ("False", reason.to_owned(), message),
-        (None, Some(r)) if r.state == BackupState::Failed => ("False", "BackupFailed".to_owned(), format!("backup {} failed: {}: {}", r.id, r.reason.as_deref().unwrap_or_default(), r.message.as_deref().unwrap_or_default())),
-        (None, Some(r)) => ("True", "Succeeded".to_owned(), format!("backup {} succeeded", r.id)),
-        (None, None) => ("True", "NoBackupYet".to_owned(), "no backup has ended yet".to_owned()),
+    let (ok, reason, message) = match (problem, latest) {
+        (Some((reason, message)), _) => (false, reason, message),
+        (None, Some(r)) if r.state == BackupState::Failed => (false, "BackupFailed", format!("backup {} failed: {}: {}", r.id, r.reason.as_deref().unwrap_or_default(), r.message.as_deref().unwrap_or_default())),
+        (None, Some(r)) => (true, "Succeeded", format!("backup {} succeeded", r.id)),
+        (None, None) => (true, "NoBackupYet", "no backup has ended yet".to_owned()),
     };
-    let since = st.conditions.iter().find(|c| c.type_ == "Ready" && c.status == status).map(|c| c.last_transition_time.clone());
-    let now_t = k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(now.parse().unwrap_or_else(|_| jiff::Timestamp::now()));
-    Condition { type_: "Ready".into(), status: status.into(), reason, message, observed_generation: generation, last_transition_time: since.unwrap_or(now_t) }
+    crate::controller::status::condition("Ready", ok, reason, &message, generation, &st.conditions, now)
 }
 
 async fn reconcile_inner(cached: &QdrantCollectionBackup, ctx: &Arc<Context>, term: &crate::leader::term::Term) -> Result<Action, Error> {
@@ -105,6 +95,7 @@ async fn reconcile_inner(cached: &QdrantCollectionBackup, ctx: &Arc<Context>, te
     let last_sched = st.last_schedule_time.as_deref().and_then(|t| t.parse::<jiff::Timestamp>().ok());
     let plan::Due { manual, scheduled, next } = plan::due_now(cron.as_ref(), b.spec.snapshots.backup_now, generation, st.backup_now_generation, last_sched, created, now);
     let now_s = rfc3339(now);
+    let now_t = Time(now);
     if (manual || scheduled.is_some()) && ctx.runs.is_running(&key) {
         // The last backup's task is still finishing (retention): the next starts after it.
         return Ok(Action::requeue(Duration::from_secs(1)));
@@ -138,7 +129,7 @@ async fn reconcile_inner(cached: &QdrantCollectionBackup, ctx: &Arc<Context>, te
             }
             st.next_schedule_time = next.map(rfc3339);
             st.observed_generation = generation;
-            st.conditions = vec![ready(st, generation, schedule_problem.clone(), &now_s)];
+            st.conditions = vec![ready(st, generation, schedule_problem.clone(), &now_t)];
             true
         })
         .await?;
@@ -149,7 +140,7 @@ async fn reconcile_inner(cached: &QdrantCollectionBackup, ctx: &Arc<Context>, te
     }
     update_status::<QdrantCollectionBackup>(ctx, &ns, &name, |o| {
         let st = o.status.get_or_insert_with(Default::default);
-        let cond = ready(st, generation, schedule_problem.clone(), &now_s);
+        let cond = ready(st, generation, schedule_problem.clone(), &now_t);
         let next_s = next.map(rfc3339);
         let changed = st.conditions.first().map(|c| (&c.status, &c.reason, &c.message)) != Some((&cond.status, &cond.reason, &cond.message)) || st.observed_generation != generation || st.next_schedule_time != next_s;
         (st.conditions, st.observed_generation, st.next_schedule_time) = (vec![cond], generation, next_s);

@@ -31,14 +31,6 @@ fn run_key(ns: &str, name: &str) -> String {
     format!("QdrantCollectionRestore/{ns}/{name}")
 }
 
-pub fn error_policy(_: Arc<QdrantCollectionRestore>, err: &Error, _: Arc<Context>) -> Action {
-    if err.is_leadership() {
-        return Action::await_change();
-    }
-    tracing::warn!(error = %err, "restore reconcile failed");
-    Action::requeue(Duration::from_secs(5))
-}
-
 pub async fn reconcile(cached: Arc<QdrantCollectionRestore>, ctx: Arc<Context>) -> Result<Action, Error> {
     let Some(term) = ctx.terms.current() else { return Ok(Action::await_change()) };
     term.clone().run(reconcile_inner(&cached, &ctx, &term)).await.unwrap_or(Err(Error::Cancelled))

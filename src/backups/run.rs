@@ -48,7 +48,7 @@ pub async fn run(ctx: Arc<Context>, job: Job, running: super::RunGuard) {
     }
     let (ns, name) = (job.namespace.as_str(), job.name.as_str());
     match &outcome {
-        Ok(done) => tracing::info!(namespace = ns, backup = name, id = %job.id, size = done.size, pieces = done.pieces, seconds = elapsed, "backup succeeded"),
+        Ok((done, _)) => tracing::info!(namespace = ns, backup = name, id = %job.id, size = done.size, pieces = done.pieces, seconds = elapsed, "backup succeeded"),
         Err(f) => tracing::warn!(namespace = ns, backup = name, id = %job.id, reason = f.reason, message = %f.message, "backup failed"),
     }
     let now = jiff::Timestamp::now();
@@ -58,7 +58,7 @@ pub async fn run(ctx: Arc<Context>, job: Job, running: super::RunGuard) {
         r.completed_at = Some(rfc3339(now));
         r.duration_seconds = Some((elapsed * 10.0).round() / 10.0);
         match &outcome {
-            Ok(d) => {
+            Ok((d, _)) => {
                 r.state = BackupState::Succeeded;
                 (r.size_bytes, r.pieces, r.points_count, r.location) = (Some(d.size), Some(d.pieces), Some(d.points), d.location.clone());
                 (r.reason, r.message) = (None, None);
@@ -73,36 +73,35 @@ pub async fn run(ctx: Arc<Context>, job: Job, running: super::RunGuard) {
         true
     })
     .await;
-    let recorded = match written {
-        Ok(Some(b)) => b.status.is_some_and(|st| st.backups.iter().any(|r| r.id == job.id && r.state != BackupState::Running)),
+    // The records as written: this one ended, and the failed ones whose leftovers retention
+    // removes.
+    let records = match written {
+        Ok(Some(b)) => b.status.map(|st| st.backups).unwrap_or_default(),
         // Gone: a deleted resource's series are gone for good, and nothing more is done.
-        Ok(None) => false,
-        Err(e) => {
-            tracing::warn!(error = %e, backup = name, "recording the end of a backup failed; the next look resumes it");
-            false
-        }
+        Ok(None) => return,
+        Err(e) => return tracing::warn!(error = %e, backup = name, "recording the end of a backup failed; the next look resumes it"),
     };
-    if !recorded {
+    if !records.iter().any(|r| r.id == job.id && r.state != BackupState::Running) {
         return;
     }
     ctx.metrics.backups_total.with_label_values(&[ns, name, if outcome.is_ok() { "succeeded" } else { "failed" }]).inc();
-    if let Ok(done) = &outcome {
+    if let Ok((done, _)) = &outcome {
         ctx.metrics.backup_duration_seconds.with_label_values(&[ns, name]).observe(elapsed);
         ctx.metrics.backup_size_bytes.with_label_values(&[ns, name]).set(i64::try_from(done.size).unwrap_or(i64::MAX));
     }
     // The next backup of this resource may start while retention runs.
     drop(running);
-    if outcome.is_ok() {
-        retention(&ctx, &job).await;
+    if let Ok((_, store)) = &outcome {
+        let failed: Vec<String> = records.into_iter().filter(|r| r.state == BackupState::Failed).map(|r| r.id).collect();
+        retention(&ctx, &job, store, &failed).await;
     }
 }
 
 /// Deletes the good backups beyond `retentionCount` and what this resource's failed attempts
 /// left, then lists in the status the backups still kept. A failure here loses nothing, and is
 /// tried again after the next good backup.
-async fn retention(ctx: &Context, job: &Job) {
+async fn retention(ctx: &Context, job: &Job, store: &Store, failed: &[String]) {
     let s = &job.spec.snapshots;
-    let Ok(store) = store(ctx, &job.namespace, s).await else { return };
     let prefix = plan::collection_prefix(s, &job.spec.cluster, &job.spec.collection_name);
     let keys = match store.list(&prefix).await {
         Ok(k) => k.into_iter().map(|(k, _)| k).collect::<Vec<_>>(),
@@ -113,10 +112,6 @@ async fn retention(ctx: &Context, job: &Job) {
     // What failed attempts of this resource left (S3 was down when they tried to clean up).
     // Directories without a manifest that are not this resource's are left alone: another
     // resource backing up the same collection may be writing them.
-    let failed: Vec<String> = match kube::Api::<QdrantCollectionBackup>::namespaced(ctx.client.clone(), &job.namespace).get_opt(&job.name).await {
-        Ok(Some(b)) => b.status.map(|s| s.backups.into_iter().filter(|r| r.state == BackupState::Failed).map(|r| r.id).collect()).unwrap_or_default(),
-        _ => Vec::new(),
-    };
     let mut orphans: Vec<&str> = keys.iter().filter_map(|k| k.strip_prefix(&prefix)?.split('/').next()).filter(|id| plan::is_owned(id, &job.tag) && !good.iter().any(|g| g == id) && failed.iter().any(|f| f == id)).collect();
     orphans.sort_unstable();
     orphans.dedup();
@@ -144,7 +139,8 @@ async fn retention(ctx: &Context, job: &Job) {
     .await;
 }
 
-async fn backup(ctx: &Context, job: &Job) -> Result<Done, Failure> {
+/// The backup, and the bucket it went to (for retention).
+async fn backup(ctx: &Context, job: &Job) -> Result<(Done, Store), Failure> {
     let spec = &job.spec;
     let collection = spec.collection_name.as_str();
     let target = target(ctx, &job.namespace, &spec.cluster).await?;
@@ -153,7 +149,7 @@ async fn backup(ctx: &Context, job: &Job) -> Result<Done, Failure> {
     let dir = format!("{}{}/", plan::collection_prefix(&spec.snapshots, &spec.cluster, collection), job.id);
     if job.attempt > 1 {
         if let Some(done) = finished(ctx, &store, &dir, job).await? {
-            return Ok(done);
+            return Ok((done, store));
         }
     }
     let Some(layout) = ops::layout(&target.client, &target.pods, collection).await? else {
@@ -170,7 +166,7 @@ async fn backup(ctx: &Context, job: &Job) -> Result<Done, Failure> {
             discard(ctx, &store, &dir, job.attempt).await;
         }
     }
-    result
+    result.map(|done| (done, store))
 }
 
 /// For a resumed backup: whether an earlier attempt completed it, its status write lost. Its

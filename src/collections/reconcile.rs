@@ -9,7 +9,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::{Api, ResourceExt};
@@ -34,8 +34,6 @@ pub fn status(col: &QdrantCollection, observed: Option<&collection::Observed>, p
         Some((reason, message)) => (false, *reason, message.clone()),
         None => (true, "InSync", "the collection exists as specified".to_owned()),
     };
-    let status = if ready { "True" } else { "False" };
-    let since = old.conditions.iter().find(|c| c.type_ == "Ready" && c.status == status).map(|c| c.last_transition_time.clone()).unwrap_or_else(|| now.clone());
     QdrantCollectionStatus {
         status: observed.map(|o| o.status.clone()),
         points_count: observed.and_then(|o| o.points),
@@ -43,7 +41,7 @@ pub fn status(col: &QdrantCollection, observed: Option<&collection::Observed>, p
         replicas: observed.map(|o| o.replicas.iter().map(|(s, n)| (s.to_string(), *n)).collect()).unwrap_or_default(),
         observed_generation: col.metadata.generation,
         restored_from: old.restored_from.clone(),
-        conditions: vec![Condition { type_: "Ready".into(), status: status.into(), reason: reason.into(), message, observed_generation: col.metadata.generation, last_transition_time: since }],
+        conditions: vec![crate::controller::status::condition("Ready", ready, reason, &message, col.metadata.generation, &old.conditions, now)],
     }
 }
 
@@ -82,15 +80,6 @@ async fn note_template_use(ctx: &Context, t: &QdrantCollectionTemplate, leaving:
     let patch = serde_json::json!({"status": {"usageCount": count, "lastUsed": crate::backups::rfc3339(jiff::Timestamp::now())}});
     ctx.guard.write(api.patch_status(&t.name_any(), &PatchParams::default(), &Patch::Merge(&patch))).await??;
     Ok(())
-}
-
-/// A failed reconcile is tried again in a few seconds; leadership ending is no failure.
-pub fn error_policy(_: Arc<QdrantCollection>, err: &Error, _: Arc<Context>) -> Action {
-    if err.is_leadership() {
-        return Action::await_change();
-    }
-    tracing::warn!(error = %err, "collection reconcile failed");
-    Action::requeue(RETRY)
 }
 
 pub async fn reconcile(cached: Arc<QdrantCollection>, ctx: Arc<Context>) -> Result<Action, Error> {

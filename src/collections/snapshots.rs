@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 
 use super::crd::QdrantCollection;
 use crate::backups::crd::{QdrantCollectionBackup, QdrantCollectionRestore, QdrantCollectionTemplateSpec, Snapshots};
-use crate::controller::apply::FIELD_MANAGER;
+use crate::controller::apply::{owned_by, FIELD_MANAGER};
 use crate::controller::build::MANAGED_BY;
 use crate::controller::Context;
 use crate::Error;
@@ -73,11 +73,6 @@ pub fn restore_for(col: &QdrantCollection) -> Result<Option<Value>, String> {
     })))
 }
 
-/// Whether `meta` is owned by the collection `col`.
-fn ours(meta: &kube::api::ObjectMeta, col: &QdrantCollection) -> bool {
-    meta.owner_references.iter().flatten().any(|o| Some(&o.uid) == col.metadata.uid.as_ref())
-}
-
 /// What [`sync`] found: the problem, if any, and the `restoreSnapshotName` whose restore exists
 /// (for `status.restoredFrom`).
 pub type Synced = (Option<(&'static str, String)>, Option<String>);
@@ -95,12 +90,12 @@ pub async fn sync(ctx: &Context, col: &QdrantCollection, template: Option<&Qdran
     let pp = PatchParams::apply(FIELD_MANAGER).force();
     let backups: Api<QdrantCollectionBackup> = Api::namespaced(ctx.client.clone(), &ns);
     let existing = backups.get_opt(&col.name_any()).await?;
-    if let Some(e) = existing.as_ref().filter(|e| !ours(&e.metadata, col)) {
+    if let Some(e) = existing.as_ref().filter(|e| !owned_by(col, &e.metadata)) {
         if backup.is_some() {
             return Ok((Some(("BackupConflict", format!("QdrantCollectionBackup {ns}/{} exists and is not this collection's: it is left alone, and spec.snapshots is not applied", e.name_any()))), None));
         }
     }
-    match (backup, existing.filter(|e| ours(&e.metadata, col))) {
+    match (backup, existing.filter(|e| owned_by(col, &e.metadata))) {
         (Some(b), current) => {
             if current.is_none_or(|c| serde_json::to_value(&c.spec).ok().as_ref() != b.get("spec")) {
                 ctx.guard.write(backups.patch(&col.name_any(), &pp, &Patch::Apply(&b))).await??;
@@ -118,7 +113,7 @@ pub async fn sync(ctx: &Context, col: &QdrantCollection, template: Option<&Qdran
     let name = r["metadata"]["name"].as_str().unwrap_or_default().to_owned();
     match restores.get_opt(&name).await? {
         // Created once: its status says how it went.
-        Some(e) if ours(&e.metadata, col) => {}
+        Some(e) if owned_by(col, &e.metadata) => {}
         Some(_) => return Ok((Some(("RestoreConflict", format!("QdrantCollectionRestore {ns}/{name} exists and is not this collection's"))), None)),
         None => {
             ctx.guard.write(restores.patch(&name, &pp, &Patch::Apply(&r))).await??;

@@ -151,9 +151,9 @@ where
     Ok(Some(answer))
 }
 
-/// True when `meta` names this cluster as an owner.
-fn owned_by(qc: &QdrantCluster, meta: &ObjectMeta) -> bool {
-    let uid = qc.uid();
+/// True when `meta` names `owner` (a cluster, a collection) as an owner.
+pub(crate) fn owned_by(owner: &impl Resource, meta: &ObjectMeta) -> bool {
+    let uid = owner.uid();
     meta.owner_references.iter().flatten().any(|o| Some(&o.uid) == uid.as_ref())
 }
 

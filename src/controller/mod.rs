@@ -60,6 +60,8 @@ pub const LEGACY_FINALIZER: &str = "qdrant.operator/finalizer";
 /// clusters ran 200 at once, each with its own API connection: the API server got a burst, and
 /// the leader's memory stayed at that peak (50 MiB against 20 MiB) long after.
 const RECONCILE_CONCURRENCY: u16 = 16;
+/// How soon a failed reconcile of a collection, backup or restore is tried again.
+const RETRY_SOON: Duration = Duration::from_secs(5);
 /// Retries of failed reconciles back off per object, from this...
 const RETRY_MIN: Duration = Duration::from_secs(1);
 /// ...doubling up to this.
@@ -423,6 +425,16 @@ pub async fn reconcile(obj: Arc<Stored>, ctx: Arc<Context>) -> Result<Action, Er
 
 /// Failed reconciles are retried with a per-object exponential backoff: a transient error
 /// is retried within a second, a persistent one settles at one retry every five minutes.
+/// A failed reconcile of a collection, backup or restore is tried again in a few seconds;
+/// leadership ending is no failure (the next leader reconciles everything).
+pub fn retry_soon<K: Resource<DynamicType = ()>>(_: Arc<K>, err: &Error, _: Arc<Context>) -> Action {
+    if err.is_leadership() {
+        return Action::await_change();
+    }
+    tracing::warn!(error = %err, kind = %K::kind(&()), "reconcile failed");
+    Action::requeue(RETRY_SOON)
+}
+
 pub fn error_policy(obj: Arc<Stored>, err: &Error, ctx: Arc<Context>) -> Action {
     if err.is_leadership() {
         // The next leader reconciles everything when it takes over.
@@ -563,7 +575,7 @@ pub async fn run(
         .with_config(kube::runtime::controller::Config::default().concurrency(RECONCILE_CONCURRENCY))
         .reconcile_all_on(every(&all_tx))
         .graceful_shutdown_on(shutdown.clone())
-        .run(crate::collections::reconcile::reconcile, crate::collections::reconcile::error_policy, ctx.clone())
+        .run(crate::collections::reconcile::reconcile, retry_soon, ctx.clone())
         .for_each(|res| async move {
             if let Err(e) = res {
                 tracing::debug!(error = %e, "collection controller event");
@@ -572,7 +584,7 @@ pub async fn run(
     let backups = Controller::new(api::<crate::backups::crd::QdrantCollectionBackup>(&client, &namespace), watcher::Config::default().any_semantic())
         .reconcile_all_on(every(&all_tx))
         .graceful_shutdown_on(shutdown.clone())
-        .run(crate::backups::reconcile::reconcile, crate::backups::reconcile::error_policy, ctx.clone())
+        .run(crate::backups::reconcile::reconcile, retry_soon, ctx.clone())
         .for_each(|res| async move {
             if let Err(e) = res {
                 tracing::debug!(error = %e, "backup controller event");
@@ -581,7 +593,7 @@ pub async fn run(
     let restores = Controller::new(api::<crate::backups::crd::QdrantCollectionRestore>(&client, &namespace), watcher::Config::default().any_semantic())
         .reconcile_all_on(every(&all_tx))
         .graceful_shutdown_on(shutdown)
-        .run(crate::backups::restore::reconcile, crate::backups::restore::error_policy, ctx)
+        .run(crate::backups::restore::reconcile, retry_soon, ctx)
         .for_each(|res| async move {
             if let Err(e) = res {
                 tracing::debug!(error = %e, "restore controller event");

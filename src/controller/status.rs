@@ -8,7 +8,9 @@ use crate::crd::{OperationStatus, Phase, QdrantCluster, QdrantClusterStatus};
 use crate::operations::health::Health;
 use kube::ResourceExt;
 
-fn condition(type_: &str, status: bool, reason: &str, message: &str, generation: Option<i64>, previous: &[Condition], now: &Time) -> Condition {
+/// A condition whose transition time moves only when its status flips (also used for
+/// collections and backups).
+pub(crate) fn condition(type_: &str, status: bool, reason: &str, message: &str, generation: Option<i64>, previous: &[Condition], now: &Time) -> Condition {
     let status = if status { "True" } else { "False" };
     // The transition time moves only when the status flips, so an unchanged cluster gets a
     // byte-identical status and no write.

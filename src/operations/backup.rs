@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::leader::LeadershipGuard;
-use crate::qdrant::{Download, QdrantClient, QdrantError, ReplicaState, SnapshotPriority};
+use crate::qdrant::{Download, Peer, QdrantClient, QdrantError, ReplicaState, SnapshotPriority};
 
 /// How long a snapshot, or a recovery from one, may take on one peer.
 pub const LONG: Duration = Duration::from_secs(1800);
@@ -57,6 +57,20 @@ impl Failure {
     }
 }
 
+/// The handle on one Pod's REST API.
+fn peer(client: &QdrantClient, url: &str) -> Result<Peer, Failure> {
+    client.peer(url).map_err(|e| Failure { reason: "QdrantError", message: e.to_string() })
+}
+
+/// Sends one Qdrant write through the leadership guard; `what` names it in a failure.
+async fn guarded<T>(guard: &LeadershipGuard, write: impl std::future::Future<Output = Result<T, QdrantError>>, what: &str) -> Result<T, Failure> {
+    match guard.write(write).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(Failure::qdrant(what, &e)),
+        Err(_) => Err(Failure { reason: "LeadershipLost", message: "leadership ended".into() }),
+    }
+}
+
 impl std::fmt::Display for Failure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}: {}", self.reason, self.message)
@@ -71,7 +85,7 @@ pub async fn layout(client: &QdrantClient, pods: &[PodRef], collection: &str) ->
     let mut unreachable = Vec::new();
     let mut missing = 0;
     for p in pods {
-        let peer = client.peer(&p.url).map_err(|e| Failure { reason: "QdrantError", message: e.to_string() })?;
+        let peer = peer(client, &p.url)?;
         if config.is_none() {
             match peer.collection_info(collection).await {
                 Ok(info) => config = Some(info.config),
@@ -111,57 +125,40 @@ pub fn uncovered(layout: &Layout) -> Vec<u32> {
 
 /// Exact point count, through the peer at `url`.
 pub async fn count(client: &QdrantClient, url: &str, collection: &str) -> Result<u64, Failure> {
-    let peer = client.peer(url).map_err(|e| Failure { reason: "QdrantError", message: e.to_string() })?;
-    peer.with_timeout(LONG).count_points(collection, true).await.map_err(|e| Failure::qdrant("counting points", &e))
+    peer(client, url)?.with_timeout(LONG).count_points(collection, true).await.map_err(|e| Failure::qdrant("counting points", &e))
 }
 
 /// A shard snapshot made on the replica's peer: (its name, Qdrant's sha256 if given).
 pub async fn snapshot(client: &QdrantClient, guard: &LeadershipGuard, r: &Replica, collection: &str) -> Result<(String, Option<String>), Failure> {
-    let peer = client.peer(&r.url).map_err(|e| Failure { reason: "QdrantError", message: e.to_string() })?.with_timeout(LONG);
-    match guard.write(peer.create_shard_snapshot(collection, r.shard)).await {
-        Ok(Ok(s)) => Ok((s.name, s.checksum)),
-        Ok(Err(e)) => Err(Failure::qdrant(&format!("snapshot of shard {} on {}", r.shard, r.pod), &e)),
-        Err(_) => Err(Failure { reason: "LeadershipLost", message: "leadership ended".into() }),
-    }
+    let peer = peer(client, &r.url)?.with_timeout(LONG);
+    let s = guarded(guard, peer.create_shard_snapshot(collection, r.shard), &format!("snapshot of shard {} on {}", r.shard, r.pod)).await?;
+    Ok((s.name, s.checksum))
 }
 
 /// The bytes of a shard snapshot, streamed from the replica's peer.
 pub async fn download(client: &QdrantClient, r: &Replica, collection: &str, name: &str) -> Result<Download, Failure> {
-    let peer = client.peer(&r.url).map_err(|e| Failure { reason: "QdrantError", message: e.to_string() })?;
-    peer.download_shard_snapshot(collection, r.shard, name).await.map_err(|e| Failure::qdrant(&format!("download of shard {} from {}", r.shard, r.pod), &e))
+    peer(client, &r.url)?.download_shard_snapshot(collection, r.shard, name).await.map_err(|e| Failure::qdrant(&format!("download of shard {} from {}", r.shard, r.pod), &e))
 }
 
 /// Deletes a shard snapshot from its peer once it is stored elsewhere (snapshots take the
 /// peer's disk). A failure is only reported: the backup itself is whole.
 pub async fn drop_snapshot(client: &QdrantClient, guard: &LeadershipGuard, r: &Replica, collection: &str, name: &str) -> Result<(), Failure> {
-    let peer = client.peer(&r.url).map_err(|e| Failure { reason: "QdrantError", message: e.to_string() })?;
-    match guard.write(peer.delete_shard_snapshot(collection, r.shard, name)).await {
-        Ok(Ok(_)) => Ok(()),
-        Ok(Err(e)) if e.is_not_found() => Ok(()),
-        Ok(Err(e)) => Err(Failure::qdrant("deleting a shard snapshot", &e)),
-        Err(_) => Err(Failure { reason: "LeadershipLost", message: "leadership ended".into() }),
-    }
+    let peer = peer(client, &r.url)?;
+    let gone = async { peer.delete_shard_snapshot(collection, r.shard, name).await.map(drop).or_else(|e| if e.is_not_found() { Ok(()) } else { Err(e) }) };
+    guarded(guard, gone, "deleting a shard snapshot").await
 }
 
 /// Creates `collection` with `body` through the peer at `url`.
 pub async fn create(client: &QdrantClient, guard: &LeadershipGuard, url: &str, collection: &str, body: &Value) -> Result<(), Failure> {
-    let peer = client.peer(url).map_err(|e| Failure { reason: "QdrantError", message: e.to_string() })?;
-    match guard.write(peer.create_collection(collection, body, Some(WAIT))).await {
-        Ok(Ok(_)) => Ok(()),
-        Ok(Err(e)) => Err(Failure::qdrant(&format!("creating collection {collection}"), &e)),
-        Err(_) => Err(Failure { reason: "LeadershipLost", message: "leadership ended".into() }),
-    }
+    let peer = peer(client, url)?;
+    guarded(guard, peer.create_collection(collection, body, Some(WAIT)), &format!("creating collection {collection}")).await.map(drop)
 }
 
 /// Has the replica's peer fetch the snapshot at `location`, check it against `sha256`, and
 /// replace the shard's points with it, on every replica (priority `snapshot`).
 pub async fn recover(client: &QdrantClient, guard: &LeadershipGuard, r: &Replica, collection: &str, location: &str, sha256: &str) -> Result<(), Failure> {
-    let peer = client.peer(&r.url).map_err(|e| Failure { reason: "QdrantError", message: e.to_string() })?.with_timeout(LONG);
-    match guard.write(peer.recover_shard_snapshot(collection, r.shard, location, Some(sha256), SnapshotPriority::Snapshot)).await {
-        Ok(Ok(_)) => Ok(()),
-        Ok(Err(e)) => Err(Failure::qdrant(&format!("recovering shard {} on {}", r.shard, r.pod), &e)),
-        Err(_) => Err(Failure { reason: "LeadershipLost", message: "leadership ended".into() }),
-    }
+    let peer = peer(client, &r.url)?.with_timeout(LONG);
+    guarded(guard, peer.recover_shard_snapshot(collection, r.shard, location, Some(sha256), SnapshotPriority::Snapshot), &format!("recovering shard {} on {}", r.shard, r.pod)).await.map(drop)
 }
 
 #[cfg(test)]
